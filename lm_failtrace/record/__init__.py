@@ -1,0 +1,1 @@
+"""Recording: lm-eval task support and model backends that keep every rollout."""

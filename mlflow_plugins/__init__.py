@@ -1,0 +1,1 @@
+"""MLflow entry-point plugins and the router pyfunc model code."""

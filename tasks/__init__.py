@@ -1,0 +1,1 @@
+"""lm-eval task YAMLs and their helper modules (installed as ``lm_failtrace_tasks``)."""
