@@ -184,7 +184,7 @@ def _numeric(
 
 
 def write_profiles(table: ProfileTable | pd.DataFrame, path: str | Path) -> Path:
-    """Write a profile table atomically (CSV or Parquet by suffix): a crash leaves no partial file."""
+    """Write a profile table atomically (CSV or Parquet by suffix): no partial file on a crash."""
     frame = table.frame if isinstance(table, ProfileTable) else table
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
