@@ -1,0 +1,1 @@
+"""Repair: apply test-time operators to failure units and measure rescue rates."""
