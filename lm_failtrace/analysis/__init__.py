@@ -1,0 +1,50 @@
+"""Analysis of failure-profile tables: regimes, routing rules, honest evaluation, clustering.
+
+Public API (implementation modules are private and may move):
+
+- :class:`AnalysisConfig`, :func:`analyze` -> JSON-able analysis document.
+- :func:`fit_router` -> JSON-able deployable router params; :func:`load_router` -> ``.predict(df)``.
+- Estimators: :class:`RegimeLabeler`, :class:`PaperRule` (+ batch :func:`route_batch`),
+  :class:`BestFixed`, :class:`FixedOperator`, :class:`RidgeRouter`; :data:`POLICIES` registry.
+"""
+
+from lm_failtrace.analysis._analyze import analyze, regime_labels
+from lm_failtrace.analysis._config import DEFAULT_FALLBACK, DEFAULT_MAPPING, AnalysisConfig
+from lm_failtrace.analysis._deploy import ROUTER_FORMAT, DeployedRouter, fit_router, load_router
+from lm_failtrace.analysis._policies import (
+    POLICIES,
+    BestFixed,
+    FixedOperator,
+    RidgeRouter,
+    make_policy,
+    policy_from_params,
+    policy_to_params,
+    register_policy,
+)
+from lm_failtrace.analysis._regimes import REGIMES, TOLERANCE, RegimeLabeler
+from lm_failtrace.analysis._rule import PaperRule, route_batch
+
+__all__ = [
+    "DEFAULT_FALLBACK",
+    "DEFAULT_MAPPING",
+    "POLICIES",
+    "REGIMES",
+    "ROUTER_FORMAT",
+    "TOLERANCE",
+    "AnalysisConfig",
+    "BestFixed",
+    "DeployedRouter",
+    "FixedOperator",
+    "PaperRule",
+    "RegimeLabeler",
+    "RidgeRouter",
+    "analyze",
+    "fit_router",
+    "load_router",
+    "make_policy",
+    "policy_from_params",
+    "policy_to_params",
+    "regime_labels",
+    "register_policy",
+    "route_batch",
+]

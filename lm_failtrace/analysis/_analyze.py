@@ -1,0 +1,161 @@
+"""One call from a profile table to the analysis document (what the CLI prints and MLflow logs)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from lm_failtrace.analysis._cluster import cluster_units
+from lm_failtrace.analysis._config import AnalysisConfig
+from lm_failtrace.analysis._data import UnitArrays, unit_arrays
+from lm_failtrace.analysis._honest import HeldOut, cross_fit, select_policy, summarize
+from lm_failtrace.analysis._published import published_protocol, published_protocol_pooled
+from lm_failtrace.analysis._recover import cv_accuracy
+from lm_failtrace.analysis._regimes import regime_summary
+from lm_failtrace.profiles import ProfileTable
+
+Progress = Callable[[str], None]
+
+#: The two populations of the honest protocol: Steerable-Hard (as published) and all failures.
+POPULATIONS = ("steerable_hard", "all_failures")
+
+
+def _honest(units: UnitArrays, config: AnalysisConfig, progress: Progress | None) -> dict:
+    steer = units.regime == "steerable"
+    return {
+        "steerable_hard": cross_fit(units.subset(steer), config),
+        "all_failures": cross_fit(units, config, progress),
+    }
+
+
+def _section(units: UnitArrays, held: dict, config: AnalysisConfig, cluster: bool) -> dict:
+    section = {
+        "n_units": len(units.X),
+        "regimes": regime_summary(units.regime),
+        "honest": {pop: summarize(held[pop], config) for pop in POPULATIONS},
+        "selection": select_policy(held["all_failures"], config),
+        "recoverability": cv_accuracy(units.X, units.regime, config),
+    }
+    if cluster:
+        section["clustering"] = cluster_units(units.X, {"regime": units.regime}, config)
+    return section
+
+
+def _pool(parts: list[dict]) -> dict:
+    """Concatenate per-cell held-out scores (policies stay fitted within their cell)."""
+    out = {}
+    for pop in POPULATIONS:
+        cells = [p[pop] for p in parts if p[pop] is not None]
+        out[pop] = (
+            {name: HeldOut.concat([c[name] for c in cells]) for name in cells[0]} if cells else None
+        )
+    return out
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def _verdicts(name: str, section: dict) -> list[str]:
+    """Plain-language conclusions; the routed rule failing to beat best-fixed is always said."""
+    out = []
+    honest = section["honest"]["all_failures"]
+    selection = section["selection"]
+    if "paper_rule" in honest and "best_fixed" in honest:
+        rule, fixed = honest["paper_rule"]["mean"], honest["best_fixed"]["mean"]
+        if rule <= fixed:
+            out.append(
+                f"{name}: the paper's routing rule does NOT beat the cross-validated best fixed "
+                f"operator on held-out failures (rescue {_fmt(rule)} vs {_fmt(fixed)}); do not "
+                "deploy it here."
+            )
+        else:
+            out.append(
+                f"{name}: the paper's routing rule beats the cross-validated best fixed operator "
+                f"on held-out failures ({_fmt(rule)} vs {_fmt(fixed)})."
+            )
+    if "selected" in selection:
+        margin = selection.get("margin_over_best_fixed")
+        text = f"{name}: best policy by cross-validated rescue is {selection['selected']} ({_fmt(selection['mean'])})"
+        if margin is not None:
+            low = margin["ci_low"]
+            sure = low is not None and low > 0
+            text += (
+                f", {margin['mean']:+.3f} over best fixed (95% CI {_fmt(low)} to "
+                f"{_fmt(margin['ci_high'])}){'' if sure else ': not distinguishable from best fixed'}"
+            )
+        out.append(text + ".")
+    published = section.get("published", {})
+    if published.get("margin_over_best_fixed") is not None:
+        steer = section["honest"]["steerable_hard"]
+        if "paper_rule" in steer and "best_fixed" in steer:
+            out.append(
+                f"{name}: as published (in hindsight) the rule is {published['margin_over_best_fixed']:+.3f} "
+                f"over the best fixed operator on Steerable-Hard; cross-validated it is "
+                f"{steer['paper_rule']['mean'] - steer['best_fixed']['mean']:+.3f}."
+            )
+    return out
+
+
+def analyze(
+    table: ProfileTable,
+    config: AnalysisConfig | None = None,
+    cell: str | None = None,
+    progress: Progress | None = None,
+) -> dict:
+    """Regimes, published and honest protocols, policy selection, recoverability and clustering.
+
+    Args:
+        table: a validated profile table.
+        config: columns, thresholds and cross-fitting; defaults to the paper's.
+        cell: analyse only this cell (an unknown cell is an :class:`InputError`).
+        progress: called with short status lines (the CLI prints them on stderr).
+
+    Returns:
+        A JSON-able document ``{"config", "cells": {cell: section}, "pooled": section,
+        "verdicts"}``; a section holds ``n_units``, ``regimes``, ``published``, ``honest``
+        (``steerable_hard`` / ``all_failures`` -> policy -> mean, CI), ``selection``,
+        ``recoverability`` and ``clustering``; ``pooled`` adds ``model_identification`` and
+        clustering agreement with model and cell.
+    """
+    config = (config or AnalysisConfig()).check()
+    if cell is not None:
+        table = table.cell(cell)
+    units = unit_arrays(table, config)
+    say = progress or (lambda _msg: None)
+    cells, held_parts, verdicts = {}, [], []
+    for name in pd.unique(units.cell):
+        say(f"cell {name}: cross-fitting {config.n_repeats}x{config.n_folds} folds")
+        part = units.subset(units.cell == name)
+        held = _honest(part, config, None)
+        held_parts.append(held)
+        section = _section(part, held, config, cluster=True)
+        section["published"] = published_protocol(part, config)
+        cells[str(name)] = section
+        verdicts.extend(_verdicts(str(name), section))
+    say("pooled analysis and clustering")
+    pooled = _section(units, _pool(held_parts), config, cluster=False)
+    pooled["published"] = published_protocol_pooled(units, config)
+    pooled["honest"]["note"] = (
+        "policies fitted within each cell (as deployed per model and task); held-out rescues pooled"
+    )
+    pooled["clustering"] = cluster_units(
+        units.X, {"regime": units.regime, "model": units.model, "cell": units.cell}, config
+    )
+    pooled["model_identification"] = cv_accuracy(units.X, units.model, config)
+    if len(cells) > 1:
+        verdicts.extend(_verdicts("pooled", pooled))
+    return {
+        "config": config.to_dict(),
+        "source": table.source,
+        "cells": cells,
+        "pooled": pooled,
+        "verdicts": verdicts,
+    }
+
+
+def regime_labels(table: ProfileTable, config: AnalysisConfig | None = None) -> np.ndarray:
+    """Regime of every unit of ``table`` (row order)."""
+    return unit_arrays(table, (config or AnalysisConfig()).check()).regime

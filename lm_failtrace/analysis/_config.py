@@ -1,0 +1,118 @@
+"""Analysis configuration: which columns, which operators, which thresholds and how to cross-fit.
+
+One frozen dataclass crosses from the CLI (and the MLflow logger) into the engine, so every number
+in an analysis document can be traced back to the configuration printed next to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from types import MappingProxyType
+
+from lm_failtrace.errors import InputError
+from lm_failtrace.profiles import LOGIT_FEATURES, PAPER_OPERATORS, ProfileSchema
+
+#: The paper's feature -> operator mapping (method.md section 5), logit and outcome features.
+DEFAULT_MAPPING: Mapping[str, str] = MappingProxyType(
+    {
+        "spread": "dense_steer",
+        "concentration": "sparse_steer",
+        "logit_dispersion": "local_temp",
+        "answer_entropy": "retry",
+        "mode_share": "sparse_steer",
+        "truncation_rate": "budget",
+    }
+)
+
+#: Operator chosen when every routing z-score is <= 0 (method.md section 5).
+DEFAULT_FALLBACK = "sparse_steer_random"
+
+#: The operator regimes are measured against (method.md section 4).
+RETRY = "retry"
+
+#: Policies compared by the honest protocol (names in :data:`lm_failtrace.analysis.POLICIES`).
+DEFAULT_POLICIES: tuple[str, ...] = ("paper_rule", "best_fixed", "retry", "ridge_router")
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Everything an analysis depends on besides the table.
+
+    Args:
+        features: routing feature columns, in tie-break order (the first largest z wins).
+        operators: operator rescue-rate columns; must include ``retry``.
+        mapping: feature -> operator for the paper's rule; ``None`` = :data:`DEFAULT_MAPPING`.
+        fallback: operator when every z-score is <= 0.
+        delta: regime threshold on ``best - retry`` (method.md section 4).
+        reach: regime threshold on ``1 - retry``.
+        n_repeats: repeats of K-fold cross-fitting in the honest protocol.
+        n_folds: folds per repeat.
+        random_state: seed of every random choice (folds, clustering, bootstrap).
+        policies: policies the honest protocol compares (the oracle is always added as ceiling).
+        confidence: level of the reported intervals.
+        n_bootstrap: bootstrap resamples for clustering stability.
+        k_range: candidate numbers of clusters (inclusive bounds), chosen by silhouette.
+    """
+
+    features: tuple[str, ...] = LOGIT_FEATURES
+    operators: tuple[str, ...] = PAPER_OPERATORS
+    mapping: Mapping[str, str] | None = None
+    fallback: str = DEFAULT_FALLBACK
+    delta: float = 0.05
+    reach: float = 0.50
+    n_repeats: int = 10
+    n_folds: int = 5
+    random_state: int = 0
+    policies: tuple[str, ...] = field(default=DEFAULT_POLICIES)
+    confidence: float = 0.95
+    n_bootstrap: int = 20
+    k_range: tuple[int, int] = (2, 6)
+
+    @property
+    def routing_map(self) -> dict[str, str]:
+        """The feature -> operator mapping restricted to :attr:`features`, in feature order."""
+        mapping = DEFAULT_MAPPING if self.mapping is None else self.mapping
+        return {f: mapping[f] for f in self.features if f in mapping}
+
+    @property
+    def schema(self) -> ProfileSchema:
+        """The profile-table schema these columns imply (for :func:`read_profiles`)."""
+        return ProfileSchema(features=tuple(self.features), operators=tuple(self.operators))
+
+    def check(self) -> AnalysisConfig:
+        """Raise :class:`InputError` naming the argument when the configuration is inconsistent."""
+        from lm_failtrace.analysis._policies import POLICIES
+
+        mapping = DEFAULT_MAPPING if self.mapping is None else self.mapping
+        if not self.features:
+            raise InputError("no feature columns configured (--features)")
+        if RETRY not in self.operators:
+            raise InputError(f"operators must include {RETRY!r} to label regimes (--operators)")
+        for feature in self.features:
+            if feature not in mapping:
+                raise InputError(
+                    f"feature {feature!r} has no operator in the routing mapping "
+                    f"(known: {', '.join(mapping)})"
+                )
+            if mapping[feature] not in self.operators:
+                raise InputError(
+                    f"feature {feature!r} routes to operator {mapping[feature]!r}, which is not "
+                    f"among the operators ({', '.join(self.operators)}); add it with --operators"
+                )
+        if self.fallback not in self.operators:
+            raise InputError(f"fallback operator {self.fallback!r} is not among the operators")
+        for name in self.policies:
+            if name not in POLICIES:
+                raise InputError(f"unknown policy {name!r} (known: {', '.join(POLICIES)})")
+        if self.n_folds < 2 or self.n_repeats < 1:
+            raise InputError("cross-fitting needs n_folds >= 2 and n_repeats >= 1")
+        if not 0 < self.confidence < 1:
+            raise InputError("confidence must lie strictly between 0 and 1")
+        return self
+
+    def to_dict(self) -> dict:
+        """A JSON-able copy (the mapping is written out in full)."""
+        out = asdict(self)
+        out["mapping"] = self.routing_map
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}

@@ -1,0 +1,254 @@
+"""Routing policies compared by the honest protocol, found by name in :data:`POLICIES`.
+
+A policy is a scikit-learn style estimator: ``fit(X, R)`` on training units' features ``X`` and
+rescue rates ``R`` (n_units x n_operators, NaN = not assayed), ``predict(X)`` -> operator names.
+Every policy's learned state is plain numbers and strings, so :func:`policy_to_params` /
+:func:`policy_from_params` serialise any of them to JSON for deployment.
+
+A new policy is one factory decorated with :func:`register_policy`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.linear_model import RidgeCV
+from sklearn.utils.validation import check_is_fitted
+
+from lm_failtrace.analysis._config import RETRY, AnalysisConfig
+from lm_failtrace.analysis._features import feature_matrix, standardize, zscore
+from lm_failtrace.analysis._rule import PaperRule
+from lm_failtrace.errors import InputError
+from lm_failtrace.profiles import LOGIT_FEATURES, PAPER_OPERATORS
+
+#: policy name -> factory building the (unfitted) estimator from a configuration.
+POLICIES: dict[str, Callable[[AnalysisConfig], BaseEstimator]] = {}
+
+
+def register_policy(
+    name: str,
+) -> Callable[
+    [Callable[[AnalysisConfig], BaseEstimator]], Callable[[AnalysisConfig], BaseEstimator]
+]:
+    """Register a policy factory under ``name`` (used by --policies and the honest protocol)."""
+
+    def decorate(
+        factory: Callable[[AnalysisConfig], BaseEstimator],
+    ) -> Callable[[AnalysisConfig], BaseEstimator]:
+        POLICIES[name] = factory
+        return factory
+
+    return decorate
+
+
+def make_policy(name: str, config: AnalysisConfig) -> BaseEstimator:
+    """A fresh, unfitted estimator for policy ``name``."""
+    if name not in POLICIES:
+        raise InputError(f"unknown policy {name!r} (known: {', '.join(POLICIES)})")
+    return POLICIES[name](config)
+
+
+def _rates(R: pd.DataFrame | np.ndarray, operators: Sequence[str]) -> np.ndarray:
+    if isinstance(R, pd.DataFrame):
+        return R.loc[:, list(operators)].to_numpy(dtype=float)
+    rates = np.asarray(R, dtype=float)
+    if rates.ndim != 2 or rates.shape[1] != len(operators):
+        raise InputError(f"expected rescue rates of {len(operators)} operators, got {rates.shape}")
+    return rates
+
+
+def _column_means(rates: np.ndarray) -> np.ndarray:
+    """Mean rescue per operator over assayed units; -inf for an operator never assayed."""
+    assayed = ~np.isnan(rates)
+    counts = assayed.sum(axis=0)
+    sums = np.where(assayed, rates, 0.0).sum(axis=0)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), -np.inf)
+
+
+class FixedOperator(BaseEstimator):
+    """Always the same operator (e.g. ``retry``, the no-intervention baseline)."""
+
+    _state = ("operator_",)
+
+    def __init__(self, operator: str = RETRY) -> None:
+        self.operator = operator
+
+    def fit(self, X: object = None, R: object = None) -> FixedOperator:
+        self.operator_ = str(self.operator)
+        return self
+
+    def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "operator_")
+        return np.full(len(X), self.operator_, dtype=object)
+
+
+class BestFixed(BaseEstimator):
+    """The single operator with the highest mean rescue on the training units (ties: first)."""
+
+    _state = ("operator_", "train_means_")
+
+    def __init__(self, operators: Sequence[str] = PAPER_OPERATORS) -> None:
+        self.operators = operators
+
+    def fit(self, X: object, R: pd.DataFrame | np.ndarray) -> BestFixed:
+        means = _column_means(_rates(R, self.operators))
+        if not np.isfinite(means).any():
+            raise InputError("no operator is assayed on the training units")
+        self.train_means_ = means
+        self.operator_ = str(list(self.operators)[int(np.argmax(means))])
+        return self
+
+    def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "operator_")
+        return np.full(len(X), self.operator_, dtype=object)
+
+
+class RidgeRouter(BaseEstimator):
+    """Predict each operator's rescue from z-scored features; route to the best prediction.
+
+    One ridge regression per operator (scikit-learn ``RidgeCV``, efficient leave-one-out choice of
+    the penalty per operator from ``alphas``). A large penalty shrinks an operator's prediction to
+    its training mean, so with uninformative features the router *becomes* the best fixed
+    operator. It also leaves the best fixed operator only when another operator's predicted rescue
+    beats it by at least ``min_gain``: small predicted gains are mostly noise on a few hundred units.
+    Missing rescue rates (operator not assayed) are imputed with the operator's training mean, and
+    an operator never assayed in training is never chosen.
+
+    Args:
+        features: feature columns.
+        operators: operator columns, in tie-break order.
+        alphas: candidate ridge penalties (on standardized features).
+        min_gain: predicted rescue gain required to leave the best fixed operator.
+    """
+
+    _state = (
+        "feature_names_in_",
+        "mean_",
+        "scale_",
+        "coef_",
+        "intercept_",
+        "alpha_",
+        "usable_",
+        "default_index_",
+    )
+
+    def __init__(
+        self,
+        features: Sequence[str] = LOGIT_FEATURES,
+        operators: Sequence[str] = PAPER_OPERATORS,
+        alphas: Sequence[float] = (0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5),
+        min_gain: float = 0.02,
+    ) -> None:
+        self.features = features
+        self.operators = operators
+        self.alphas = alphas
+        self.min_gain = min_gain
+
+    def fit(self, X: pd.DataFrame | np.ndarray, R: pd.DataFrame | np.ndarray) -> RidgeRouter:
+        matrix = feature_matrix(X, self.features)
+        rates = _rates(R, self.operators)
+        if len(matrix) != len(rates):
+            raise InputError(f"{len(matrix)} feature rows but {len(rates)} rescue rows")
+        means = _column_means(rates)
+        usable = np.isfinite(means)
+        if not usable.any():
+            raise InputError("no operator is assayed on the training units")
+        self.feature_names_in_ = np.array(list(self.features), dtype=object)
+        self.n_features_in_ = len(self.features)
+        self.mean_, self.scale_ = standardize(matrix)
+        z = zscore(matrix, self.mean_, self.scale_)
+        filled = np.where(np.isnan(rates), np.where(usable, means, 0.0), rates)
+        coef = np.zeros((rates.shape[1], matrix.shape[1]))
+        intercept = np.where(usable, means, 0.0)
+        alpha = np.full(rates.shape[1], np.nan)
+        if len(matrix) >= 3:
+            model = RidgeCV(alphas=list(self.alphas), alpha_per_target=True).fit(z, filled)
+            coef, intercept = np.atleast_2d(model.coef_), np.atleast_1d(model.intercept_)
+            alpha = np.atleast_1d(model.alpha_).astype(float)
+        self.coef_, self.intercept_, self.alpha_ = coef, intercept, alpha
+        self.usable_ = usable
+        self.default_index_ = int(np.argmax(means))
+        return self
+
+    def predict_rescue(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Predicted rescue rate per operator, shape (n, n_operators); -inf = never chosen."""
+        check_is_fitted(self, "coef_")
+        z = zscore(feature_matrix(X, self.feature_names_in_), self.mean_, self.scale_)
+        pred = z @ np.asarray(self.coef_).T + np.asarray(self.intercept_)
+        return np.where(np.asarray(self.usable_, dtype=bool), pred, -np.inf)
+
+    def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        pred = self.predict_rescue(X)
+        best = np.argmax(pred, axis=1)
+        rows = np.arange(len(pred))
+        keep_default = pred[rows, best] - pred[:, self.default_index_] < self.min_gain
+        choice = np.where(keep_default, self.default_index_, best)
+        return np.asarray(list(self.operators), dtype=object)[choice]
+
+
+@register_policy("paper_rule")
+def _paper_rule(config: AnalysisConfig) -> PaperRule:
+    return PaperRule(tuple(config.features), config.routing_map, config.fallback)
+
+
+@register_policy("best_fixed")
+def _best_fixed(config: AnalysisConfig) -> BestFixed:
+    return BestFixed(tuple(config.operators))
+
+
+@register_policy("retry")
+def _retry(config: AnalysisConfig) -> FixedOperator:
+    return FixedOperator(RETRY)
+
+
+@register_policy("ridge_router")
+def _ridge_router(config: AnalysisConfig) -> RidgeRouter:
+    return RidgeRouter(tuple(config.features), tuple(config.operators))
+
+
+_ESTIMATORS: dict[str, type[BaseEstimator]] = {
+    cls.__name__: cls for cls in (PaperRule, FixedOperator, BestFixed, RidgeRouter)
+}
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return value
+
+
+def policy_to_params(estimator: BaseEstimator) -> dict:
+    """JSON-able description of a fitted policy: class, constructor params and learned state."""
+    check_is_fitted(estimator)
+    return {
+        "estimator": type(estimator).__name__,
+        "params": {k: _plain(v) for k, v in estimator.get_params().items()},
+        "state": {k: _plain(getattr(estimator, k)) for k in type(estimator)._state},
+    }
+
+
+def policy_from_params(params: dict) -> BaseEstimator:
+    """Rebuild a fitted policy from :func:`policy_to_params` output."""
+    try:
+        cls = _ESTIMATORS[params["estimator"]]
+        estimator = cls(**params["params"])
+        for key in cls._state:
+            value = params["state"][key]
+            setattr(estimator, key, np.asarray(value) if isinstance(value, list) else value)
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"malformed router parameters: {exc!r}") from exc
+    if "feature_names_in_" in cls._state:
+        estimator.feature_names_in_ = np.asarray(estimator.feature_names_in_, dtype=object)
+        estimator.n_features_in_ = len(estimator.feature_names_in_)
+    if "routes_" in cls._state:
+        estimator.routes_ = np.asarray(estimator.routes_, dtype=object)
+    return estimator
