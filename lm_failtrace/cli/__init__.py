@@ -15,6 +15,7 @@ from lm_failtrace import __version__
 #: verb -> "module:attribute" of its click command. A new verb is one line here.
 COMMANDS: dict[str, str] = {
     "analyze": "lm_failtrace.cli.analyze:analyze",
+    "profile": "lm_failtrace.cli.profile:profile",
 }
 
 

@@ -36,7 +36,31 @@ def outcome_features(
     finish_reasons: Sequence[str | None] | None = None,
     generated_tokens: Sequence[int | None] | None = None,
 ) -> dict[str, float]:
-    """Per-unit outcome features over the unit's rollouts.
+    """Per-unit outcome features over the unit's rollouts (definitions: :class:`OutcomeTally`).
+
+    Args:
+        answers: extracted answer per rollout (None = no extractable answer).
+        correct: whether each rollout is correct.
+        finish_reasons: ``"stop"``/``"length"``/None per rollout; None for all = unknown.
+        generated_tokens: generated token count per rollout (None = unknown); None for all.
+    """
+    tally = OutcomeTally()
+    for i in range(len(correct)):
+        tally.add(
+            answers[i],
+            bool(correct[i]),
+            None if finish_reasons is None else finish_reasons[i],
+            None if generated_tokens is None else generated_tokens[i],
+        )
+    return tally.features()
+
+
+class OutcomeTally:
+    """Running summary of one unit's rollouts, from which its outcome features follow exactly.
+
+    It keeps counts, never the rollouts themselves, so ``failtrace profile`` can stream millions
+    of rollouts; :func:`outcome_features` feeds one of these, so the lm-eval task's per-doc
+    metrics and the profile table share a single implementation.
 
     Definitions (exact; method.md section 3), over the *failed* rollouts F of the unit:
 
@@ -52,45 +76,87 @@ def outcome_features(
 
     A unit with no failed rollout is not a failure unit: its failure features are NaN.
     """
-    n = len(correct)
-    failed = [i for i in range(n) if not correct[i]]
-    n_failed = len(failed)
-    out: dict[str, float] = {
-        "n_rollouts": float(n),
-        "n_failed_rollouts": float(n_failed),
-        "pass_rate": (n - n_failed) / n if n else math.nan,
-    }
-    if n_failed == 0:
-        for key in (
-            "answer_entropy",
-            "mode_share",
-            "truncation_rate",
-            "no_answer_rate",
-            "mean_generated_tokens",
-            "max_generated_tokens",
-        ):
-            out[key] = math.nan
-        return out
-    values = [answers[i] if answers[i] is not None else NO_ANSWER for i in failed]
-    counts = Counter(values)
-    if n_failed == 1:
-        entropy = 0.0
-    else:
-        entropy = -sum((c / n_failed) * math.log(c / n_failed) for c in counts.values())
-        entropy /= math.log(n_failed)
-    out["answer_entropy"] = max(0.0, min(1.0, entropy))
-    out["mode_share"] = max(counts.values()) / n_failed
-    out["no_answer_rate"] = counts.get(NO_ANSWER, 0) / n_failed
-    reasons = [finish_reasons[i] for i in failed] if finish_reasons is not None else [None]
-    out["truncation_rate"] = (
-        math.nan
-        if any(r is None for r in reasons)
-        else sum(r == "length" for r in reasons) / n_failed
+
+    __slots__ = (
+        "answers",
+        "n_failed",
+        "n_length",
+        "n_reason_unknown",
+        "n_rollouts",
+        "n_tokens_unknown",
+        "token_max",
+        "token_sum",
     )
-    tokens = [generated_tokens[i] for i in failed] if generated_tokens is not None else [None]
-    if any(t is None for t in tokens):
-        out["mean_generated_tokens"] = out["max_generated_tokens"] = math.nan
-    else:
-        out["mean_generated_tokens"] = sum(tokens) / n_failed  # type: ignore[arg-type]
-        out["max_generated_tokens"] = float(max(tokens))  # type: ignore[type-var]
-    return out
+
+    def __init__(self) -> None:
+        self.n_rollouts = 0
+        self.n_failed = 0
+        #: answer (NO_ANSWER for None) -> count among failed rollouts, in order of first sight.
+        self.answers: Counter[str] | None = None
+        self.n_length = 0
+        self.n_reason_unknown = 0
+        self.token_sum = 0
+        self.token_max = 0
+        self.n_tokens_unknown = 0
+
+    def add(
+        self,
+        answer: str | None,
+        correct: bool,
+        finish_reason: str | None = None,
+        generated_tokens: int | None = None,
+    ) -> None:
+        """Count one rollout (finish reason and token count matter only for failed ones)."""
+        self.n_rollouts += 1
+        if correct:
+            return
+        self.n_failed += 1
+        if self.answers is None:
+            self.answers = Counter()
+        self.answers[NO_ANSWER if answer is None else answer] += 1
+        if finish_reason is None:
+            self.n_reason_unknown += 1
+        elif finish_reason == "length":
+            self.n_length += 1
+        if generated_tokens is None:
+            self.n_tokens_unknown += 1
+        else:
+            self.token_sum += generated_tokens
+            if generated_tokens > self.token_max:
+                self.token_max = generated_tokens
+
+    def features(self) -> dict[str, float]:
+        """The unit's outcome features and bookkeeping columns (see the class docstring)."""
+        n, n_failed = self.n_rollouts, self.n_failed
+        out: dict[str, float] = {
+            "n_rollouts": float(n),
+            "n_failed_rollouts": float(n_failed),
+            "pass_rate": (n - n_failed) / n if n else math.nan,
+        }
+        if n_failed == 0 or self.answers is None:
+            for key in (
+                "answer_entropy",
+                "mode_share",
+                "truncation_rate",
+                "no_answer_rate",
+                "mean_generated_tokens",
+                "max_generated_tokens",
+            ):
+                out[key] = math.nan
+            return out
+        counts = self.answers
+        if n_failed == 1:
+            entropy = 0.0
+        else:
+            entropy = -sum((c / n_failed) * math.log(c / n_failed) for c in counts.values())
+            entropy /= math.log(n_failed)
+        out["answer_entropy"] = max(0.0, min(1.0, entropy))
+        out["mode_share"] = max(counts.values()) / n_failed
+        out["no_answer_rate"] = counts.get(NO_ANSWER, 0) / n_failed
+        out["truncation_rate"] = math.nan if self.n_reason_unknown else self.n_length / n_failed
+        if self.n_tokens_unknown:
+            out["mean_generated_tokens"] = out["max_generated_tokens"] = math.nan
+        else:
+            out["mean_generated_tokens"] = self.token_sum / n_failed
+            out["max_generated_tokens"] = float(self.token_max)
+        return out

@@ -1,0 +1,268 @@
+"""Find and stream the rollouts behind ``failtrace profile``, one record at a time.
+
+Three inputs hold rollout records (the keys of :class:`lm_failtrace.record.rollout.RolloutRecord`):
+
+- a **rollout table**: our side-car ``rollouts_<task>_<timestamp>.jsonl|.parquet`` or a generic
+  table from another harness or an RL log (JSONL or Parquet), one rollout per line/row;
+- an lm-eval **samples log** ``samples_<task>_<timestamp>.jsonl`` of a failtrace task, whose
+  per-doc ``failtrace_rollouts`` value lists the doc's rollouts;
+- an lm-eval **output directory** (``--output_path DIR``: ``DIR/<model_name>/...``), which is
+  resolved to one of the two above per task.
+
+Readers yield plain dicts and keep their current position, so the caller can raise an error that
+names the file and line (JSONL) or row (Parquet) without the readers knowing what is checked.
+Nothing here holds more than one line (or one Parquet record batch) at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lm_failtrace.errors import InputError
+
+#: File name suffixes read as Parquet.
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+#: Rows per Parquet record batch: bounded memory whatever the file size.
+PARQUET_BATCH_ROWS = 65_536
+
+#: lm-eval's output files: ``<kind>_<task>_<timestamp>.<ext>``; the timestamp
+#: (``datetime.isoformat()`` with ``:`` replaced by ``-``) has no underscore, so the task is
+#: everything between the first and the last underscore.
+_RUN_FILE = re.compile(
+    r"^(samples|rollouts)_(?P<task>.+)_(?P<ts>[^_]+)\.(?P<ext>jsonl|parquet|pq)$"
+)
+
+#: The samples-log key under which failtrace tasks list a doc's rollouts.
+SAMPLES_KEY = "failtrace_rollouts"
+
+#: Model-argument keys lm-eval itself derives a model name from, in its order of preference.
+_MODEL_ARG_KEYS = ("peft", "delta", "pretrained", "model", "path", "engine")
+
+
+@dataclass
+class Source:
+    """One file to read, with the defaults its records fall back on.
+
+    Args:
+        path: the file.
+        kind: ``"rollouts"`` (one rollout per line/row) or ``"samples"`` (lm-eval samples log).
+        model: model name for records without a ``model`` field (from the run directory).
+        task: task name for records without a ``task`` field (from the file name).
+    """
+
+    path: Path
+    kind: str
+    model: str | None = None
+    task: str | None = None
+    #: 1-based line (JSONL) or row (Parquet) of the record being read.
+    position: int = field(default=0, init=False)
+    #: 1-based index of the rollout within a samples line's list, else None.
+    item: int | None = field(default=None, init=False)
+
+    @property
+    def parquet(self) -> bool:
+        return self.path.suffix.lower() in PARQUET_SUFFIXES
+
+    def error(self, message: str, column: str | None = None) -> InputError:
+        """An :class:`InputError` located at the record being read."""
+        if self.item is not None:
+            message = f"rollout {self.item} of {SAMPLES_KEY!r}: {message}"
+        if self.parquet:
+            return InputError(message, path=self.path, row=self.position, column=column)
+        return InputError(message, path=self.path, line=self.position, column=column)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """Yield rollout records in file order (``position``/``item`` say where each came from)."""
+        if self.path.stat().st_size == 0:
+            raise InputError("the file is empty", path=self.path)
+        if self.parquet:
+            yield from self._parquet_rows()
+        elif self.kind == "samples":
+            yield from self._samples_rollouts()
+        else:
+            for obj in self._json_lines():
+                if not isinstance(obj, dict):
+                    raise self.error(f"expected a JSON object, got {type(obj).__name__}")
+                yield obj
+
+    def _json_lines(self) -> Iterator[Any]:
+        """Parse one JSON value per non-blank line; a truncated or invalid line is an error."""
+        with self.path.open("rb") as fh:
+            for number, raw in enumerate(fh, start=1):
+                self.position = number
+                try:
+                    yield json.loads(raw)
+                except ValueError as exc:
+                    if not raw.strip():
+                        continue
+                    detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+                    raise self.error(f"invalid JSON (truncated line?): {detail}") from None
+
+    def _samples_rollouts(self) -> Iterator[dict[str, Any]]:
+        """Rollouts listed in each samples line's ``failtrace_rollouts`` (first filter only).
+
+        lm-eval logs a doc once per filter; the rollouts are the same generations, so only the
+        lines of the first filter seen are read (a second copy would duplicate every rollout).
+        """
+        first_filter: Any = None
+        for obj in self._json_lines():
+            self.item = None
+            if not isinstance(obj, dict):
+                raise self.error(f"expected a JSON object, got {type(obj).__name__}")
+            if SAMPLES_KEY not in obj:
+                task = self.task or "this task"
+                raise self.error(
+                    f"no {SAMPLES_KEY!r} in this samples line: {task} is not a failtrace task, "
+                    "so its samples log holds only the text of its rollouts. Run a failtrace task "
+                    "(failtrace_gsm8k, failtrace_arith) or a `failtrace make-task` variant of it "
+                    "with --log_samples",
+                    column=SAMPLES_KEY,
+                )
+            filter_name = obj.get("filter")
+            if first_filter is None:
+                first_filter = filter_name
+            elif filter_name != first_filter:
+                continue
+            rollouts = obj[SAMPLES_KEY]
+            if not isinstance(rollouts, list):
+                raise self.error("expected a list of rollout records", column=SAMPLES_KEY)
+            for index, record in enumerate(rollouts, start=1):
+                self.item = index
+                if not isinstance(record, dict):
+                    raise self.error(f"expected a JSON object, got {type(record).__name__}")
+                yield record
+        self.item = None
+
+    def _parquet_rows(self) -> Iterator[dict[str, Any]]:
+        """Rows of a Parquet rollout table, read in record batches (``text`` is never read)."""
+        import pyarrow.parquet as pq
+
+        try:
+            reader = pq.ParquetFile(self.path)
+        except Exception as exc:  # pyarrow raises several types; all mean "not Parquet"
+            raise InputError(f"cannot read as Parquet: {exc}", path=self.path) from exc
+        columns = [name for name in reader.schema_arrow.names if name != "text"]
+        row = 0
+        for batch in reader.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns):
+            for record in batch.to_pylist():
+                row += 1
+                self.position = row
+                yield record
+
+
+def discover(path: str | Path, *, all_runs: bool = False) -> list[Source]:
+    """The files to read for ``failtrace profile PATH``.
+
+    Args:
+        path: a rollout table or samples log (file), or an lm-eval output directory (either the
+            ``--output_path`` folder or one ``<model_name>`` folder inside it).
+        all_runs: read every timestamp of each task instead of only the newest.
+
+    In a directory, each (model folder, task) is resolved to its newest run (or every run with
+    ``all_runs``); a run is read from its side-car ``rollouts_*`` file when there is one (it has
+    seeds, token counts and finish reasons), else from its samples log.
+
+    Raises:
+        InputError: the path does not exist, is an unknown file type, or is a directory with no
+            samples logs or side-cars.
+    """
+    path = Path(path)
+    if path.is_file():
+        return [_file_source(path)]
+    if not path.is_dir():
+        raise InputError("no such file or directory", path=path)
+    model_dirs = [path] if _run_files(path) else sorted(d for d in path.iterdir() if d.is_dir())
+    sources = [src for d in model_dirs for src in _run_dir_sources(d, all_runs)]
+    if not sources:
+        raise InputError(
+            "no lm-eval samples here: expected samples_<task>_<timestamp>.jsonl (written by "
+            "lm-eval with --log_samples --output_path) or rollouts_<task>_<timestamp>.jsonl, in "
+            "this directory or in its <model_name> folders",
+            path=path,
+        )
+    return sources
+
+
+def _file_source(path: Path) -> Source:
+    """Classify one file by name: samples log, side-car, or generic rollout table."""
+    suffix = path.suffix.lower()
+    if suffix not in (".jsonl", *PARQUET_SUFFIXES):
+        hint = " (a results JSON holds no rollouts; pass its folder)" if suffix == ".json" else ""
+        raise InputError(
+            f"unknown file type {suffix or '(no suffix)'!r}: expected an lm-eval output directory, "
+            f"a samples/rollouts .jsonl, or a rollout table (.jsonl, .parquet){hint}",
+            path=path,
+        )
+    match = _RUN_FILE.match(path.name)
+    if match and match.group(1) == "samples":
+        if suffix != ".jsonl":
+            raise InputError("an lm-eval samples log is JSONL", path=path)
+        return Source(path, "samples", _model_name(path.parent, match["ts"]), match["task"])
+    if match:
+        return Source(path, "rollouts", _model_name(path.parent, match["ts"]), match["task"])
+    return Source(path, "rollouts")
+
+
+def _run_files(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.is_file() and _RUN_FILE.match(p.name)]
+
+
+def _run_dir_sources(folder: Path, all_runs: bool) -> list[Source]:
+    """One source per chosen run of each task in one ``<model_name>`` folder."""
+    runs: dict[str, dict[str, dict[str, Path]]] = {}  # task -> timestamp -> kind -> path
+    for p in _run_files(folder):
+        match = _RUN_FILE.match(p.name)
+        assert match is not None
+        kinds = runs.setdefault(match["task"], {}).setdefault(match["ts"], {})
+        if match[1] == "samples" and match["ext"] != "jsonl":
+            continue
+        kinds[match[1]] = p
+    sources = []
+    for task in sorted(runs):
+        stamps = sorted(runs[task])  # ISO timestamps sort chronologically
+        for ts in stamps if all_runs else stamps[-1:]:
+            kinds = runs[task][ts]
+            kind = "rollouts" if "rollouts" in kinds else "samples"
+            sources.append(Source(kinds[kind], kind, _model_name(folder, ts), task))
+    return sources
+
+
+def _model_name(folder: Path, ts: str) -> str:
+    """The model a run folder holds: ``results_<ts>.json``'s model name, else the folder name."""
+    results = folder / f"results_{ts}.json"
+    if results.is_file():
+        try:
+            doc = json.loads(results.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise InputError(f"invalid JSON: {exc}", path=results) from None
+        name = doc.get("model_name") if isinstance(doc, dict) else None
+        if isinstance(name, str) and name:
+            return name
+        args = (doc.get("config") or {}).get("model_args") if isinstance(doc, dict) else None
+        found = _name_from_model_args(args)
+        if found:
+            return found
+    return folder.name
+
+
+def _name_from_model_args(args: Any) -> str | None:
+    """lm-eval's own rule: the first of peft/delta/pretrained/model/path/engine present.
+
+    Only that one value is read, so secrets among the model arguments never reach our output.
+    """
+    if isinstance(args, dict):
+        for key in _MODEL_ARG_KEYS:
+            if args.get(key):
+                return str(args[key])
+    elif isinstance(args, str):
+        pairs = dict(part.split("=", 1) for part in args.split(",") if "=" in part)
+        for key in _MODEL_ARG_KEYS:
+            if pairs.get(key):
+                return pairs[key]
+    return None
