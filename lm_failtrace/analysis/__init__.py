@@ -8,7 +8,7 @@ Public API (implementation modules are private and may move):
   :class:`BestFixed`, :class:`FixedOperator`, :class:`RidgeRouter`; :data:`POLICIES` registry.
 """
 
-from lm_failtrace.analysis._analyze import analyze, regime_labels
+from lm_failtrace.analysis._analyze import analyze, regime_labels, routing_map
 from lm_failtrace.analysis._config import DEFAULT_FALLBACK, DEFAULT_MAPPING, AnalysisConfig
 from lm_failtrace.analysis._deploy import ROUTER_FORMAT, DeployedRouter, fit_router, load_router
 from lm_failtrace.analysis._policies import (
@@ -47,4 +47,5 @@ __all__ = [
     "regime_labels",
     "register_policy",
     "route_batch",
+    "routing_map",
 ]

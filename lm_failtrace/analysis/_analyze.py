@@ -14,6 +14,8 @@ from lm_failtrace.analysis._honest import HeldOut, cross_fit, select_policy, sum
 from lm_failtrace.analysis._published import published_protocol, published_protocol_pooled
 from lm_failtrace.analysis._recover import cv_accuracy
 from lm_failtrace.analysis._regimes import regime_summary
+from lm_failtrace.analysis._rule import PaperRule
+from lm_failtrace.analysis._threads import single_threaded
 from lm_failtrace.profiles import ProfileTable
 
 Progress = Callable[[str], None]
@@ -78,13 +80,16 @@ def _verdicts(name: str, section: dict) -> list[str]:
             )
     if "selected" in selection:
         margin = selection.get("margin_over_best_fixed")
-        text = f"{name}: best policy by cross-validated rescue is {selection['selected']} ({_fmt(selection['mean'])})"
+        text = (
+            f"{name}: best policy by cross-validated rescue is {selection['selected']} "
+            f"({_fmt(selection['mean'])})"
+        )
         if margin is not None:
             low = margin["ci_low"]
-            sure = low is not None and low > 0
+            doubt = "" if low is not None and low > 0 else ": not distinguishable from best fixed"
             text += (
                 f", {margin['mean']:+.3f} over best fixed (95% CI {_fmt(low)} to "
-                f"{_fmt(margin['ci_high'])}){'' if sure else ': not distinguishable from best fixed'}"
+                f"{_fmt(margin['ci_high'])}){doubt}"
             )
         out.append(text + ".")
     published = section.get("published", {})
@@ -92,13 +97,15 @@ def _verdicts(name: str, section: dict) -> list[str]:
         steer = section["honest"]["steerable_hard"]
         if "paper_rule" in steer and "best_fixed" in steer:
             out.append(
-                f"{name}: as published (in hindsight) the rule is {published['margin_over_best_fixed']:+.3f} "
-                f"over the best fixed operator on Steerable-Hard; cross-validated it is "
+                f"{name}: as published (in hindsight) the rule is "
+                f"{published['margin_over_best_fixed']:+.3f} over the best fixed operator on "
+                "Steerable-Hard; cross-validated it is "
                 f"{steer['paper_rule']['mean'] - steer['best_fixed']['mean']:+.3f}."
             )
     return out
 
 
+@single_threaded
 def analyze(
     table: ProfileTable,
     config: AnalysisConfig | None = None,
@@ -159,3 +166,25 @@ def analyze(
 def regime_labels(table: ProfileTable, config: AnalysisConfig | None = None) -> np.ndarray:
     """Regime of every unit of ``table`` (row order)."""
     return unit_arrays(table, (config or AnalysisConfig()).check()).regime
+
+
+def routing_map(table: ProfileTable, config: AnalysisConfig | None = None) -> pd.DataFrame:
+    """Per unit: cell, z-score of each feature within its cell, the paper rule's route, regime.
+
+    The z-scores and routes are those of the batch rule applied to each cell's whole population
+    (what a figure of the routing map shows); column ``z_<feature>`` per feature.
+    """
+    config = (config or AnalysisConfig()).check()
+    units = unit_arrays(table, config)
+    parts = []
+    for name in pd.unique(units.cell):
+        part = units.subset(units.cell == name)
+        rule = PaperRule(tuple(config.features), config.routing_map, config.fallback).fit(part.X)
+        frame = pd.DataFrame(
+            rule.decision_function(part.X), columns=[f"z_{f}" for f in config.features]
+        )
+        frame.insert(0, "cell", part.cell)
+        frame["route"] = rule.predict(part.X)
+        frame["regime"] = part.regime
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True)

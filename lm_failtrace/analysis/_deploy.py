@@ -14,6 +14,7 @@ from lm_failtrace.analysis._config import AnalysisConfig
 from lm_failtrace.analysis._data import unit_arrays
 from lm_failtrace.analysis._honest import HeldOut, cross_fit, select_policy
 from lm_failtrace.analysis._policies import make_policy, policy_from_params, policy_to_params
+from lm_failtrace.analysis._threads import single_threaded
 from lm_failtrace.errors import InputError
 from lm_failtrace.profiles import ProfileTable
 
@@ -21,6 +22,7 @@ from lm_failtrace.profiles import ProfileTable
 ROUTER_FORMAT = "lm-failtrace-router/1"
 
 
+@single_threaded
 def fit_router(
     table: ProfileTable, config: AnalysisConfig | None = None, model: str | None = None
 ) -> dict:

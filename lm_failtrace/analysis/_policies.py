@@ -113,7 +113,8 @@ class RidgeRouter(BaseEstimator):
     the penalty per operator from ``alphas``). A large penalty shrinks an operator's prediction to
     its training mean, so with uninformative features the router *becomes* the best fixed
     operator. It also leaves the best fixed operator only when another operator's predicted rescue
-    beats it by at least ``min_gain``: small predicted gains are mostly noise on a few hundred units.
+    beats it by at least ``min_gain``: small predicted gains are mostly noise on a few hundred
+    units.
     Missing rescue rates (operator not assayed) are imputed with the operator's training mean, and
     an operator never assayed in training is never chosen.
 

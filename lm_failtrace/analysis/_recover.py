@@ -26,7 +26,7 @@ def cv_accuracy(X: np.ndarray, labels: np.ndarray, config: AnalysisConfig) -> di
     base = {
         "majority_class": str(counts.index[0]) if n else None,
         "majority_rate": float(counts.iloc[0] / n) if n else None,
-        "n_classes": int(len(counts)),
+        "n_classes": len(counts),
         "classifier": "standardize + logistic regression",
     }
     if len(counts) < 2:

@@ -1,0 +1,129 @@
+"""Plain-text tables of an analysis document, for the terminal (``failtrace analyze``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lm_failtrace.analysis import REGIMES
+
+
+def _num(value: object, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Left-aligned first column, right-aligned others, widths fitted to the content."""
+    cells = [[str(h) for h in headers], *[[_num(v) for v in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(
+            v.ljust(w) if i == 0 else v.rjust(w)
+            for i, (v, w) in enumerate(zip(row, widths, strict=True))
+        )
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
+
+
+def _interval(row: dict | None) -> str:
+    if not row or row.get("mean") is None:
+        return "n/a"
+    if row.get("ci_low") is None:
+        return _num(row["mean"])
+    return f"{row['mean']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+
+
+def _published(section: dict) -> str:
+    pub = section["published"]
+    if not pub["n_steerable"]:
+        return "Published protocol: no steerable units."
+    rows = [["routed (paper rule)", pub["n_steerable"], pub["rescue"]["routed"]]]
+    rows += [
+        [f"always {op}", pub["routes"][op], mean] for op, mean in pub["rescue"]["always"].items()
+    ]
+    head = (
+        f"Published protocol (Steerable-Hard units, z within them; best fixed in hindsight; "
+        f"{pub['n_fallback']} routed by fallback {pub['fallback']})"
+    )
+    if "note" in pub:
+        head += f"\n  {pub['note']}"
+    return head + "\n" + text_table(["policy", "units routed to it", "mean rescue"], rows)
+
+
+def _honest(section: dict, config: dict) -> str:
+    honest = section["honest"]
+    pops = [p for p in ("steerable_hard", "all_failures") if "skipped" not in honest[p]]
+    if not pops:
+        return "Honest protocol: too few units."
+    policies = list(honest[pops[-1]])
+    tokens = any("rescue_per_1k_tokens" in honest[p][k] for p in pops for k in honest[p])
+    headers = ["policy", *pops] + ([f"{p} /1k tokens" for p in pops] if tokens else [])
+    rows = []
+    for name in policies:
+        row: list[object] = [name, *(_interval(honest[p].get(name)) for p in pops)]
+        if tokens:
+            row += [honest[p].get(name, {}).get("rescue_per_1k_tokens") for p in pops]
+        rows.append(row)
+    head = (
+        f"Honest protocol ({config['n_repeats']}x{config['n_folds']} cross-fitting, held-out "
+        f"mean rescue [{round(config['confidence'] * 100)}% CI over units])"
+    )
+    note = honest.get("note")
+    return head + ("\n  " + note if note else "") + "\n" + text_table(headers, rows)
+
+
+def _accuracy(label: str, acc: dict) -> str:
+    if "skipped" in acc:
+        return f"{label}: {acc['skipped']}"
+    return (
+        f"{label}: CV accuracy {acc['accuracy_mean']:.3f} ± {acc['accuracy_std']:.3f} "
+        f"vs majority class {acc['majority_class']} {acc['majority_rate']:.3f}"
+    )
+
+
+def _clustering(cl: dict) -> str:
+    if "skipped" in cl:
+        return f"Clustering: {cl['skipped']}"
+    agree = ", ".join(f"{k} {v:.3f}" for k, v in cl["agreement_ari"].items())
+    return (
+        f"Clustering ({cl['method']}, k={cl['k']} by {cl['criterion']}): stability ARI "
+        f"{cl['stability_ari_mean']:.3f} ± {cl['stability_ari_std']:.3f} over "
+        f"{cl['n_bootstrap']} bootstraps; ARI with {agree}"
+    )
+
+
+def _section(title: str, section: dict, config: dict) -> str:
+    reg = section["regimes"]
+    mix = " | ".join(f"{r} {reg['counts'][r]} ({reg['fractions'][r]:.1%})" for r in REGIMES)
+    parts = [f"== {title} ({section['n_units']} failure units) ==", f"Regimes: {mix}"]
+    parts += [_published(section), _honest(section, config)]
+    sel = section["selection"]
+    if "selected" in sel:
+        text = f"Selected policy: {sel['selected']} (held-out rescue {sel['mean']:.3f})"
+        for key in ("margin_over_runner_up", "margin_over_best_fixed"):
+            if key in sel:
+                m = sel[key]
+                low, high = _num(m["ci_low"]), _num(m["ci_high"])
+                text += f"; {m['mean']:+.3f} over {m['versus']} [{low}, {high}]"
+        parts.append(text)
+    parts.append(_accuracy("Regime recoverability", section["recoverability"]))
+    if "clustering" in section:
+        parts.append(_clustering(section["clustering"]))
+    if "model_identification" in section:
+        parts.append(_accuracy("Model identification", section["model_identification"]))
+    return "\n".join(parts)
+
+
+def analysis_text(document: dict) -> str:
+    """The whole analysis document as readable text: one block per cell, pooled, verdicts."""
+    config = document["config"]
+    blocks = [_section(f"cell {name}", sec, config) for name, sec in document["cells"].items()]
+    if len(document["cells"]) > 1:
+        blocks.append(_section("pooled over cells", document["pooled"], config))
+    blocks.append("Verdicts:\n" + "\n".join(f"- {v}" for v in document["verdicts"]))
+    return "\n\n".join(blocks)
