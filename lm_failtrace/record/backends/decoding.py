@@ -1,0 +1,168 @@
+"""The HF backend's sampling loop: batched, with one random stream per rollout.
+
+Each row draws its uniforms from its own ``torch.Generator`` seeded with the rollout's seed, one
+uniform per step, and picks its token by inverse-CDF sampling. What a rollout samples therefore
+depends on its seed and its logits only, not on which other rollouts share the batch (up to
+floating-point differences in the batched forward pass, which padding can change in the last bits).
+
+Issue 5 (logit features) plugs in through :class:`GenerationObserver`: an observer sees every
+step's specialist logits while generating (for per-token top-K log-probs) and, at the end, the
+prompt and generated token ids of every row (for one batched ancestor forward pass), and returns
+per-row metadata that is merged into each rollout's ``meta``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from lm_failtrace.record.backends.generation import GenerationSettings, truncate_at_stop
+
+
+class GenerationObserver(Protocol):
+    """Hook into the sampling loop (see the module docstring)."""
+
+    def on_step(
+        self, step: int, logits: torch.Tensor, tokens: torch.Tensor, active: torch.Tensor
+    ) -> None:
+        """Called once per step with ``[B, V]`` raw logits, the ``[B]`` tokens taken and the
+        ``[B]`` mask of rows still generating (their token is padding otherwise)."""
+
+    def finish(
+        self, prompts: Sequence[Sequence[int]], generated: Sequence[Sequence[int]]
+    ) -> list[dict[str, Any]]:
+        """Called once per batch; returns one metadata dict per row."""
+
+
+@dataclass
+class Rollout:
+    """One sampled completion before it is wrapped for lm-eval."""
+
+    text: str
+    generated_tokens: int
+    finish_reason: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Token ids the loop needs: where generation ends and what pads."""
+
+    eos_ids: frozenset[int]
+    pad_id: int
+
+
+def choose_tokens(
+    logits: torch.Tensor, uniforms: torch.Tensor | None, settings: GenerationSettings
+) -> torch.Tensor:
+    """Greedy argmax, or temperature/top-k/top-p sampling by inverse CDF (one uniform per row)."""
+    if settings.greedy or uniforms is None:
+        return logits.argmax(dim=-1)
+    scores = logits.float() / settings.temperature
+    if settings.top_k is not None and settings.top_k < scores.shape[-1]:
+        kth = scores.topk(settings.top_k, dim=-1).values[:, -1:]
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+    probs = scores.softmax(dim=-1)
+    if settings.top_p is not None and settings.top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        # keep the smallest prefix whose mass reaches top_p (always the top token)
+        drop = sorted_probs.cumsum(dim=-1) - sorted_probs >= settings.top_p
+        sorted_probs = sorted_probs.masked_fill(drop, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+    cdf = probs.cumsum(dim=-1)
+    targets = (uniforms * cdf[:, -1]).unsqueeze(-1)
+    return torch.searchsorted(cdf, targets).squeeze(-1).clamp(max=probs.shape[-1] - 1)
+
+
+def _cache_keyword(model: Any) -> str:
+    # transformers >= 5.2x renamed ``past_key_values`` to ``cache`` (and warns on the old name)
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _row_uniforms(seeds: Sequence[int], steps: int) -> torch.Tensor:
+    rows = [torch.rand(steps, generator=torch.Generator().manual_seed(s)) for s in seeds]
+    return torch.stack(rows)
+
+
+@torch.inference_mode()
+def sample_batch(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[Sequence[int]],
+    seeds: Sequence[int],
+    settings: GenerationSettings,
+    vocab: Vocabulary,
+    observers: Sequence[GenerationObserver] = (),
+) -> list[Rollout]:
+    """Generate one rollout per prompt (all with the same ``settings``).
+
+    A row stops at an end-of-sequence token or when its decoded tail contains a stop string
+    (``finish_reason="stop"``), or after ``settings.max_gen_toks`` tokens (``"length"``). Its
+    ``generated_tokens`` counts every token it sampled, the stopping one included.
+    """
+    device = next(model.parameters()).device
+    width = max(len(p) for p in prompts)
+    rows = len(prompts)
+    input_ids = torch.full((rows, width), vocab.pad_id, dtype=torch.long)
+    attention = torch.zeros((rows, width), dtype=torch.long)
+    for i, prompt in enumerate(prompts):  # left padding: every row's next token is at the end
+        input_ids[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+        attention[i, width - len(prompt) :] = 1
+    input_ids, attention = input_ids.to(device), attention.to(device)
+    positions = (attention.cumsum(-1) - 1).clamp(min=0)
+    uniforms = None if settings.greedy else _row_uniforms(seeds, settings.max_gen_toks).to(device)
+    # enough trailing tokens to contain any stop string (a token decodes to >= 1 char, mostly)
+    tail = max((len(s) for s in settings.until), default=0) + 4
+    cache_kw = _cache_keyword(model)
+
+    generated: list[list[int]] = [[] for _ in range(rows)]
+    reasons: list[str | None] = [None] * rows
+    active = torch.ones(rows, dtype=torch.bool, device=device)
+    out = model(
+        input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True
+    )
+    for step in range(settings.max_gen_toks):
+        logits = out.logits[:, -1, :]
+        step_uniforms = None if uniforms is None else uniforms[:, step]
+        tokens = choose_tokens(logits, step_uniforms, settings)
+        tokens = torch.where(active, tokens, torch.full_like(tokens, vocab.pad_id))
+        for observer in observers:
+            observer.on_step(step, logits, tokens, active)
+        for i, token in enumerate(tokens.tolist()):
+            if reasons[i] is not None:
+                continue
+            generated[i].append(token)
+            if token in vocab.eos_ids or (
+                settings.until
+                and truncate_at_stop(tokenizer.decode(generated[i][-tail:]), settings.until)[1]
+            ):
+                reasons[i] = "stop"
+                active[i] = False
+        if not bool(active.any()):
+            break
+        attention = torch.cat(
+            [attention, torch.ones((rows, 1), dtype=attention.dtype, device=device)], dim=1
+        )
+        positions = positions[:, -1:] + 1
+        out = model(
+            input_ids=tokens.unsqueeze(-1),
+            attention_mask=attention,
+            position_ids=positions,
+            use_cache=True,
+            **{cache_kw: getattr(out, cache_kw)},
+        )
+
+    extra: list[dict[str, Any]] = [{} for _ in range(rows)]
+    for observer in observers:
+        for row_meta, observed in zip(extra, observer.finish(prompts, generated), strict=True):
+            row_meta.update(observed)
+    rollouts = []
+    for i in range(rows):
+        body = [t for t in generated[i] if t not in vocab.eos_ids]
+        text, _ = truncate_at_stop(tokenizer.decode(body, skip_special_tokens=True), settings.until)
+        rollouts.append(Rollout(text, len(generated[i]), reasons[i] or "length", extra[i]))
+    return rollouts

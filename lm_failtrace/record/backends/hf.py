@@ -1,0 +1,235 @@
+"""``failtrace-hf``: Hugging Face causal LMs that record every rollout.
+
+Usage: ``failtrace eval --model failtrace-hf --model_args pretrained=PATH[,seed=N,dtype=...]``.
+torch and transformers are imported when the backend is instantiated (the ``[hf]`` extra), so
+registering it costs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from lm_eval.api.model import LM
+from lm_eval.api.registry import register_model
+
+from lm_failtrace.errors import InputError
+from lm_failtrace.record.backends.generation import (
+    GenerationSettings,
+    parse_batch_size,
+    reject_unknown_args,
+)
+from lm_failtrace.record.backends.seeds import DEFAULT_BASE_SEED, assign_repeats
+from lm_failtrace.record.rollout_text import RolloutText
+
+log = logging.getLogger(__name__)
+
+_ARGS = (
+    "pretrained",
+    "seed",
+    "dtype",
+    "max_length",
+    "max_gen_toks",
+    "add_bos_token",
+    "trust_remote_code",
+    "batch_size",
+    "max_batch_size",
+    "device",
+)
+
+
+def _import_hf() -> tuple[Any, Any]:
+    try:
+        import torch
+        import transformers
+    except ImportError as exc:
+        raise InputError(
+            f"failtrace-hf needs torch and transformers ({exc.name} is missing): "
+            "pip install 'lm-failtrace[hf]'"
+        ) from exc
+    return torch, transformers
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith(("/", ".", "~")) or name.count("/") != 1 or Path(name).exists()
+
+
+@register_model("failtrace-hf")
+class FailtraceHF(LM):
+    """A causal LM sampled with one seed per repeat, recording token counts and finish reasons.
+
+    Args:
+        pretrained: a local model folder (or a hub id ``org/name`` available to transformers).
+        seed: base seed of the per-repeat seeds (``failtrace eval`` fills it from ``--seed``).
+        dtype: ``auto``, ``float32``, ``bfloat16`` or ``float16``.
+        max_length: context window; default from the model config.
+        max_gen_toks: new-token limit when the task does not set one.
+        add_bos_token: prepend the tokenizer's special tokens to prompts (as lm-eval's ``hf``).
+        trust_remote_code: passed to transformers.
+        batch_size: rollouts per forward pass (``auto`` = 8); ``max_batch_size`` is accepted and
+            ignored. device: ``cpu``, ``cuda``, ``cuda:N``; CUDA falls back to CPU when absent.
+    """
+
+    def __init__(
+        self,
+        pretrained: str | None = None,
+        seed: int | None = None,
+        dtype: str = "auto",
+        max_length: int | None = None,
+        max_gen_toks: int = 256,
+        add_bos_token: bool = False,
+        trust_remote_code: bool = False,
+        batch_size: int | str | None = None,
+        max_batch_size: int | None = None,
+        device: str | None = None,
+        **unknown: Any,
+    ) -> None:
+        super().__init__()
+        reject_unknown_args("failtrace-hf", unknown, _ARGS)
+        torch, transformers = _import_hf()
+        if not pretrained:
+            raise InputError(
+                "failtrace-hf: model argument 'pretrained' is required (a local model folder)",
+                column="model_args",
+            )
+        name = str(pretrained)
+        if _looks_like_path(name) and not Path(name).expanduser().is_dir():
+            raise InputError(
+                f"failtrace-hf: pretrained={name!r} is not a model folder", column="model_args"
+            )
+        self.base_seed = DEFAULT_BASE_SEED if seed is None else int(seed)
+        self.max_gen_toks = int(max_gen_toks)
+        self.add_bos_token = bool(add_bos_token)
+        self.batch_size_per_gpu = parse_batch_size(batch_size)
+        if device and device.startswith("cuda") and not torch.cuda.is_available():
+            log.warning("failtrace-hf: %s requested but CUDA is unavailable; using cpu", device)
+            device = "cpu"
+        load = {"trust_remote_code": bool(trust_remote_code)}
+        source = str(Path(name).expanduser()) if Path(name).expanduser().is_dir() else name
+        try:
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(source, **load)
+            self.model = transformers.AutoModelForCausalLM.from_pretrained(
+                source, dtype=dtype, **load
+            )
+        except (OSError, ValueError) as exc:
+            raise InputError(
+                f"failtrace-hf: cannot load pretrained={name!r}: {exc}", column="model_args"
+            ) from exc
+        self.model.to(device or "cpu").eval()
+        self.max_length = int(max_length or self._config_max_length())
+        self.vocab = self._vocabulary()
+
+    def _config_max_length(self) -> int:
+        config = self.model.config
+        for attr in ("max_position_embeddings", "n_positions", "seq_length"):
+            value = getattr(config, attr, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return 2048
+
+    def _vocabulary(self) -> Any:
+        from lm_failtrace.record.backends.decoding import Vocabulary
+
+        eos: set[int] = set()
+        for source in (self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id):
+            if isinstance(source, int):
+                eos.add(source)
+            elif source:
+                eos.update(int(t) for t in source)
+        pad = self.tokenizer.pad_token_id
+        if pad is None:
+            pad = min(eos) if eos else 0
+        return Vocabulary(frozenset(eos), int(pad))
+
+    def _encode(self, context: str, max_gen_toks: int) -> list[int]:
+        budget = self.max_length - max_gen_toks
+        if budget < 1:
+            raise InputError(
+                f"failtrace-hf: max_gen_toks={max_gen_toks} leaves no room for the "
+                f"prompt in max_length={self.max_length}",
+                column="gen_kwargs",
+            )
+        ids = self.tokenizer.encode(context, add_special_tokens=self.add_bos_token)
+        return ids[-budget:]
+
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        """Sample every request, repeats with their own seeds; returns :class:`RolloutText`."""
+        from tqdm import tqdm
+
+        from lm_failtrace.record.backends.decoding import sample_batch
+
+        slots = assign_repeats(requests, self.base_seed)  # before any reordering
+        settings = []
+        for request in requests:
+            parsed = GenerationSettings.from_gen_kwargs(request.args[1], self.max_gen_toks)
+            reject_unknown_args(
+                "failtrace-hf gen_kwargs",
+                parsed.extra,
+                ("until", "max_gen_toks", "do_sample", "temperature", "top_p", "top_k"),
+            )
+            settings.append(parsed)
+        prompts = [
+            self._encode(r.args[0], s.max_gen_toks) for r, s in zip(requests, settings, strict=True)
+        ]
+        order = sorted(
+            range(len(requests)), key=lambda i: (settings[i].cache_key(), -len(prompts[i]), i)
+        )
+        results: list[RolloutText | None] = [None] * len(requests)
+        progress = tqdm(
+            total=len(requests), desc="failtrace-hf rollouts", file=sys.stderr, disable=disable_tqdm
+        )
+        start = 0
+        while start < len(order):
+            key = settings[order[start]].cache_key()
+            batch = [order[start]]
+            while (
+                start + len(batch) < len(order)
+                and len(batch) < self.batch_size_per_gpu
+                and settings[order[start + len(batch)]].cache_key() == key
+            ):
+                batch.append(order[start + len(batch)])
+            rollouts = sample_batch(
+                self.model,
+                self.tokenizer,
+                [prompts[i] for i in batch],
+                [slots[i].seed for i in batch],
+                settings[batch[0]],
+                self.vocab,
+            )
+            for i, rollout in zip(batch, rollouts, strict=True):
+                results[i] = RolloutText(
+                    rollout.text,
+                    {
+                        "doc_id": slots[i].doc_id,
+                        "seed": slots[i].seed,
+                        "repeat": slots[i].repeat,
+                        "generated_tokens": rollout.generated_tokens,
+                        "finish_reason": rollout.finish_reason,
+                        **rollout.meta,
+                    },
+                )
+            progress.update(len(batch))
+            start += len(batch)
+        progress.close()
+        return results  # type: ignore[return-value]
+
+    def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[Any]:
+        raise InputError(
+            "failtrace-hf records generations only: run it on generate_until tasks "
+            "(use lm-eval's 'hf' backend for loglikelihood tasks)"
+        )
+
+    loglikelihood_rolling = loglikelihood
+
+    @property
+    def tokenizer_name(self) -> str:
+        return str(self.tokenizer.name_or_path).replace("/", "__")
+
+    def apply_chat_template(
+        self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True
+    ) -> str:
+        return self.tokenizer.apply_chat_template(
+            chat_history, tokenize=False, add_generation_prompt=add_generation_prompt
+        )
