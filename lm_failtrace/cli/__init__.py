@@ -16,6 +16,7 @@ from lm_failtrace import __version__
 COMMANDS: dict[str, str] = {
     "analyze": "lm_failtrace.cli.analyze:analyze",
     "profile": "lm_failtrace.cli.profile:profile",
+    "eval": "lm_failtrace.cli.eval:eval_command",
 }
 
 
