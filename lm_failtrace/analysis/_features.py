@@ -52,9 +52,12 @@ def standardize(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Column means and population standard deviations (ddof=0) of a calibration population.
 
     The paper z-scores with the population std; a zero std is kept as 0 and turned into z = 0 by
-    :func:`zscore`, so a constant feature never routes.
+    :func:`zscore`, so a constant feature never routes. "Zero" means the column is exactly
+    constant: ``np.std`` of three copies of 682.79 is ~1e-13, not 0, and would turn rounding noise
+    into z-scores of +-1.
     """
-    return matrix.mean(axis=0), matrix.std(axis=0)
+    constant = np.ptp(matrix, axis=0) == 0
+    return matrix.mean(axis=0), np.where(constant, 0.0, matrix.std(axis=0))
 
 
 def zscore(matrix: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
