@@ -148,12 +148,12 @@ def validate_profiles(
             bad = (values < 0) | (values > 1)
             if bad.any():
                 i = int(np.argmax(bad))
-                raise _locate(path, parquet, i, col, f"rate {values[i]!r} is outside [0, 1]")
+                raise _locate(path, parquet, i, col, f"rate {float(values[i])!r} is outside [0, 1]")
         if col in schema.features:
             bad = ~np.isfinite(values)
             if bad.any():
                 i = int(np.argmax(bad))
-                raise _locate(path, parquet, i, col, f"feature value {values[i]!r} is not finite")
+                raise _locate(path, parquet, i, col, f"feature value {float(values[i])!r} is not finite")
     dup = frame.duplicated(subset=["cell", "problem_id"], keep="first").to_numpy()
     if dup.any():
         i = int(np.argmax(dup))
