@@ -40,6 +40,7 @@ PROFILE_COLUMNS: tuple[str, ...] = (
 PROGRESS_EVERY = 250_000
 
 _FINISH = frozenset(FINISH_REASONS)
+_LOGIT_KEYS = frozenset(LOGIT_FEATURES)
 
 
 class _Unit:
@@ -202,12 +203,12 @@ def _accumulate(
                     f"expected an integer >= 0 or null, got {tokens!r}", column="generated_tokens"
                 )
         reason = record.get("finish_reason")
-        if reason is not None and reason not in _FINISH:
+        if reason is not None and (type(reason) is not str or reason not in _FINISH):
             raise source.error(
                 f"expected 'stop', 'length' or null, got {reason!r}", column="finish_reason"
             )
         unit.tally.add(answer, correct, reason, tokens)
-        if not correct:
+        if not correct and not _LOGIT_KEYS.isdisjoint(record):
             _add_logits(source, record, unit, seen_logits)
         n_rollouts += 1
         if progress is not None and n_rollouts % PROGRESS_EVERY == 0:

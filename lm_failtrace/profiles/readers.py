@@ -82,27 +82,43 @@ class Source:
         if self.path.stat().st_size == 0:
             raise InputError("the file is empty", path=self.path)
         if self.parquet:
-            yield from self._parquet_rows()
-        elif self.kind == "samples":
-            yield from self._samples_rollouts()
-        else:
-            for obj in self._json_lines():
-                if not isinstance(obj, dict):
-                    raise self.error(f"expected a JSON object, got {type(obj).__name__}")
-                yield obj
+            return self._parquet_rows()
+        if self.kind == "samples":
+            return self._samples_rollouts()
+        return self._json_lines()
 
-    def _json_lines(self) -> Iterator[Any]:
-        """Parse one JSON value per non-blank line; a truncated or invalid line is an error."""
+    def _json_lines(self) -> Iterator[dict[str, Any]]:
+        """Parse one JSON object per non-blank line; a truncated or invalid line is an error.
+
+        Text mode, so ``json.loads`` gets ``str`` and skips its byte-encoding detection.
+        """
+        try:
+            with self.path.open(encoding="utf-8") as fh:
+                for number, raw in enumerate(fh, start=1):
+                    self.position = number
+                    try:
+                        obj = json.loads(raw)
+                    except ValueError as exc:
+                        if not raw.strip():
+                            continue
+                        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+                        raise self.error(f"invalid JSON (truncated line?): {detail}") from None
+                    if type(obj) is not dict:
+                        raise self.error(f"expected a JSON object, got {type(obj).__name__}")
+                    yield obj
+        except UnicodeDecodeError:
+            raise self._locate_bad_utf8() from None
+
+    def _locate_bad_utf8(self) -> InputError:
+        """The error for the first line that is not UTF-8 (text mode decodes ahead of lines)."""
         with self.path.open("rb") as fh:
             for number, raw in enumerate(fh, start=1):
-                self.position = number
                 try:
-                    yield json.loads(raw)
-                except ValueError as exc:
-                    if not raw.strip():
-                        continue
-                    detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-                    raise self.error(f"invalid JSON (truncated line?): {detail}") from None
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    self.position, self.item = number, None
+                    return self.error(f"not UTF-8 text (byte {exc.start + 1} of the line)")
+        return InputError("not UTF-8 text", path=self.path)
 
     def _samples_rollouts(self) -> Iterator[dict[str, Any]]:
         """Rollouts listed in each samples line's ``failtrace_rollouts`` (first filter only).
@@ -113,8 +129,6 @@ class Source:
         first_filter: Any = None
         for obj in self._json_lines():
             self.item = None
-            if not isinstance(obj, dict):
-                raise self.error(f"expected a JSON object, got {type(obj).__name__}")
             if SAMPLES_KEY not in obj:
                 task = self.task or "this task"
                 raise self.error(
