@@ -14,6 +14,9 @@ from lm_failtrace import __version__
 
 #: verb -> "module:attribute" of its click command. A new verb is one line here.
 COMMANDS: dict[str, str] = {
+    "log": "lm_failtrace.cli.log:log",
+    "promote": "lm_failtrace.cli.promote:promote",
+    "status": "lm_failtrace.cli.status:status",
     "analyze": "lm_failtrace.cli.analyze:analyze",
     "profile": "lm_failtrace.cli.profile:profile",
     "eval": "lm_failtrace.cli.eval:eval_command",

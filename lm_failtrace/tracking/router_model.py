@@ -1,0 +1,52 @@
+"""Log a fitted router as a pyfunc LoggedModel from code (mlflow_plugins/router_pyfunc.py).
+
+Models-from-code with the parameters as a JSON artifact loads wherever lm-failtrace is installed,
+without unpickling our classes; an explicit signature and pip requirements keep MLflow from
+loading the model in a subprocess to infer them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from lm_failtrace import __version__
+
+#: Name of the router's LoggedModel (and of its artifact folder).
+ROUTER_MODEL_NAME = "router"
+
+
+def router_signature(features: Sequence[str]) -> Any:
+    """Input: one double column per feature plus an optional ``task`` string; output: operator."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    inputs = [ColSpec("double", name) for name in features]
+    inputs.append(ColSpec("string", "task", required=False))
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec("string")]))
+
+
+def log_router(params: Mapping[str, Any], *, tags: Mapping[str, str]) -> str:
+    """Log ``params`` (from ``fit_router``) as a pyfunc in the active run; returns its model_id."""
+    import mlflow
+    import mlflow.pyfunc
+
+    # The file's path, not the module: importing it would run its set_model().
+    code = importlib.util.find_spec("lm_failtrace_mlflow.router_pyfunc").origin
+
+    with tempfile.TemporaryDirectory() as tmp:
+        params_path = Path(tmp) / "router_params.json"
+        params_path.write_text(json.dumps(params, indent=2, sort_keys=True))
+        info = mlflow.pyfunc.log_model(
+            name=ROUTER_MODEL_NAME,
+            python_model=code,
+            artifacts={"router_params": str(params_path)},
+            signature=router_signature(params["features"]),
+            pip_requirements=[f"lm-failtrace=={__version__}", f"mlflow=={mlflow.__version__}"],
+            tags=dict(tags),
+        )
+    return info.model_id

@@ -1,0 +1,106 @@
+"""Where results go: resolve the MLflow tracking URI and make sure it can take writes.
+
+Order: ``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db`` as an
+*absolute* path (MLflow's own default is relative, and falls back to a file store that errors when
+the directory holds ``./mlruns`` data). A new sqlite database is created and migrated by one
+process at a time under a file lock: several processes initialising the same new file at once
+corrupted its schema in a check here (docs/mlflow.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lm_failtrace.errors import InputError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+#: File name of the local default database, in the working directory.
+DEFAULT_DB = "mlflow.db"
+
+#: Seconds to wait for a tracking server's ``GET /health`` before calling it unreachable.
+HEALTH_TIMEOUT_S = 10.0
+
+
+def resolve_tracking_uri(explicit: str | None = None, cwd: str | Path | None = None) -> str:
+    """The tracking URI to use (see the module docstring for the order)."""
+    if explicit:
+        return explicit
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{(Path(cwd or Path.cwd()) / DEFAULT_DB).resolve()}"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, or None for any other scheme."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return None
+    return Path(uri[len(prefix) :])
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (created if missing), released on exit."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _check_http(uri: str) -> None:
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=HEALTH_TIMEOUT_S) as response:
+            if response.status != 200:
+                raise OSError(f"GET /health answered HTTP {response.status}")
+    except (OSError, urllib.error.URLError) as exc:
+        raise InputError(
+            f"cannot reach the MLflow tracking server at {uri} ({exc}); nothing was logged. "
+            "Start the server or pass another --tracking-uri.",
+            column="--tracking-uri",
+        ) from exc
+
+
+def tracking_client(uri: str) -> MlflowClient:
+    """A client for ``uri`` after checking it can take writes; also sets it as MLflow's default.
+
+    HTTP(S) servers must answer ``GET /health`` within :data:`HEALTH_TIMEOUT_S` seconds (MLflow's
+    own client retries for minutes before failing). A local sqlite database is created and migrated
+    under ``<db>.lock`` before anything else touches it.
+
+    Raises:
+        InputError: the server is unreachable or the database cannot be opened (names the URI).
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    if uri.startswith(("http://", "https://")):
+        _check_http(uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    db = sqlite_path(uri)
+    lock = _file_lock(db.with_name(db.name + ".lock")) if db else contextlib.nullcontext()
+    try:
+        with lock:
+            # Instantiating both stores creates and migrates the schema on a new database.
+            client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
+    except Exception as exc:  # MLflow raises many types for a store it cannot open
+        raise InputError(
+            f"cannot open the MLflow tracking store at {uri}: {exc}", column="--tracking-uri"
+        ) from exc
+    return client
