@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "status": "lm_failtrace.cli.status:status",
     "analyze": "lm_failtrace.cli.analyze:analyze",
     "profile": "lm_failtrace.cli.profile:profile",
+    "make-task": "lm_failtrace.cli.tasks:make_task",
+    "tasks-path": "lm_failtrace.cli.tasks:tasks_path",
     "eval": "lm_failtrace.cli.eval:eval_command",
 }
 
