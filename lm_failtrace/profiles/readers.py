@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_failtrace.errors import InputError
+from lm_failtrace.record.rollout import REQUIRED_KEYS
 
 #: File name suffixes read as Parquet.
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -101,8 +102,12 @@ class Source:
                     except ValueError as exc:
                         if not raw.strip():
                             continue
-                        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-                        raise self.error(f"invalid JSON (truncated line?): {detail}") from None
+                        detail = (
+                            f"{exc.msg} at character {exc.colno}"
+                            if isinstance(exc, json.JSONDecodeError)
+                            else str(exc)
+                        )
+                        raise self.error(f"invalid JSON (a truncated line?): {detail}") from None
                     if type(obj) is not dict:
                         raise self.error(f"expected a JSON object, got {type(obj).__name__}")
                     yield obj
@@ -161,7 +166,16 @@ class Source:
             reader = pq.ParquetFile(self.path)
         except Exception as exc:  # pyarrow raises several types; all mean "not Parquet"
             raise InputError(f"cannot read as Parquet: {exc}", path=self.path) from exc
-        columns = [name for name in reader.schema_arrow.names if name != "text"]
+        names = reader.schema_arrow.names
+        required = [*REQUIRED_KEYS, *(["model"] if self.model is None else [])]
+        for name in required:
+            if name not in names and not (name == "task" and self.task):
+                raise InputError(
+                    f"missing column (columns present: {', '.join(names)})",
+                    path=self.path,
+                    column=name,
+                )
+        columns = [name for name in names if name != "text"]
         row = 0
         for batch in reader.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns):
             for record in batch.to_pylist():
