@@ -93,7 +93,7 @@ class AnalysisConfig:
             if feature not in mapping:
                 raise InputError(
                     f"feature {feature!r} has no operator in the routing mapping "
-                    f"(known: {', '.join(mapping)})"
+                    f"(known: {', '.join(mapping)}); give one with --map {feature}=OPERATOR"
                 )
             if mapping[feature] not in self.operators:
                 raise InputError(

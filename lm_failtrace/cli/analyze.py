@@ -22,6 +22,13 @@ from lm_failtrace.cli._common import echo_json, reports_input_errors
     multiple=True,
     help="Operator rescue-rate columns (must include retry); default: the paper's five.",
 )
+@click.option(
+    "--map",
+    "routes",
+    multiple=True,
+    metavar="FEATURE=OPERATOR",
+    help="Route a feature to an operator in the paper rule (adds to / overrides the defaults).",
+)
 @click.option("--fallback", default=None, help="Operator when no z-score is positive.")
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(min=2))
 @click.option("--repeats", default=10, show_default=True, type=click.IntRange(min=1))
@@ -40,6 +47,7 @@ def analyze(
     cell: str | None,
     features: tuple[str, ...],
     operators: tuple[str, ...],
+    routes: tuple[str, ...],
     fallback: str | None,
     folds: int,
     repeats: int,
@@ -59,14 +67,21 @@ def analyze(
     """
     from dataclasses import replace
 
-    from lm_failtrace.analysis import AnalysisConfig, routing_map
+    from lm_failtrace.analysis import DEFAULT_MAPPING, AnalysisConfig, routing_map
     from lm_failtrace.analysis import analyze as run_analysis
     from lm_failtrace.profiles import ProfileSchema, read_profiles
 
     schema = ProfileSchema.from_options(features or None, operators or None)
+    mapping = dict(DEFAULT_MAPPING)
+    for item in routes:
+        feature, sep, operator = item.partition("=")
+        if not sep or not feature.strip() or not operator.strip():
+            raise click.BadParameter(f"{item!r} is not FEATURE=OPERATOR", param_hint="--map")
+        mapping[feature.strip()] = operator.strip()
     config = AnalysisConfig(
         features=schema.features,
         operators=schema.operators,
+        mapping=mapping,
         n_folds=folds,
         n_repeats=repeats,
         random_state=seed,
