@@ -117,6 +117,8 @@ def run_eval(args: list[str]) -> int:
     backends.register()
     if not args or any(a in ("-h", "--help") for a in args):
         click.echo(_PREFACE)
+        if len(args) <= 1:  # show the options of `run`, the command failtrace eval is for
+            args = ["run", "--help"]
     setup_logging()
     parser = HarnessCLI()
     with _argv(args):
