@@ -1,0 +1,230 @@
+"""Train the bundled tiny ancestor/specialist pair reproducibly on CPU.
+
+Why this exists: the demo, the tests and the repair operators need a real specialist whose
+failures are of several kinds (method.md section 4), and a real ancestor it was post-trained
+from, sharing its tokenizer exactly. Checked-in weights are small; this script is how they were
+made, so anyone can rebuild them byte for byte (same seed, one CPU thread -> same weights).
+
+Recipe (defaults):
+
+1. Tokenizer: one token per character (printable ASCII and newline) plus ``<|endoftext|>``
+   (eos) and ``<|pad|>``, built locally with ``tokenizers``; both models save the same files.
+2. Ancestor: GPT-2-style, 4 layers, width 128, trained from scratch on ``failtrace_arith``
+   problems of every level 1..6 and every operation ("pre-training").
+3. Specialist: the ancestor fine-tuned on a narrower slice (levels 1..4 only, and problems that
+   contain a multiplication kept with low probability), which makes it better on the common
+   add/subtract chains and worse where multiplication matters: the slice where steering toward the
+   ancestor helps. Long level-6 solutions overrun a 96-token budget; the hardest stay beyond reach.
+
+Training problems come from ``lm_failtrace.record.arith.make_problem`` with a seed of their own,
+and every question of the bundled evaluation set (``arith.generate()``) is excluded.
+
+Usage: ``python scripts/train_tiny_pair.py --out DIR`` (writes ``DIR/ancestor`` and
+``DIR/specialist``); ``--steps N`` scales both stages down for quick checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import string
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lm_failtrace.record import arith
+
+EOS, PAD, UNK = "<|endoftext|>", "<|pad|>", "<|unk|>"
+TRAIN_SEED = 7_041_2026
+TORCH_SEED = 1234
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One training stage: which problems it sees and for how long."""
+
+    name: str
+    steps: int
+    lr: float
+    levels: tuple[int, ...]
+    keep_multiply: float  # probability of keeping a problem that contains a multiplication
+    data_seed: int
+
+
+ANCESTOR = Stage(
+    "ancestor",
+    steps=700,
+    lr=3e-3,
+    levels=(1, 2, 3, 4, 5, 6),
+    keep_multiply=1.0,
+    data_seed=TRAIN_SEED,
+)
+SPECIALIST = Stage(
+    "specialist",
+    steps=400,
+    lr=1e-3,
+    levels=(1, 2, 3, 4),
+    keep_multiply=0.15,
+    data_seed=TRAIN_SEED + 1,
+)
+BATCH_SIZE = 32
+
+
+def build_tokenizer():
+    """A character-level ``PreTrainedTokenizerFast``: every character is its own token."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    chars = ["\n", *(c for c in string.printable if c.isprintable())]
+    vocab = {tok: i for i, tok in enumerate([EOS, PAD, UNK, *chars])}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    core.decoder = decoders.Fuse()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        eos_token=EOS,
+        bos_token=EOS,
+        pad_token=PAD,
+        unk_token=UNK,
+        clean_up_tokenization_spaces=False,
+        model_max_length=1024,
+    )
+
+
+def build_model(vocab_size: int):
+    """The ancestor's untrained network (GPT-2 architecture, ~0.8M parameters)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(
+        vocab_size=vocab_size,
+        n_positions=768,  # prompt + 4 x 96 tokens (the budget operator) fits
+        n_embd=128,
+        n_layer=4,
+        n_head=4,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=1,
+    )
+    return GPT2LMHeadModel(config)
+
+
+def evaluation_questions() -> frozenset[str]:
+    """Questions of the bundled evaluation set: never used for training."""
+    return frozenset(p["question"] for p in arith.generate())
+
+
+def training_batches(stage: Stage, exclude: frozenset[str], size: int) -> Iterator[list[str]]:
+    """An endless deterministic stream of batches of training documents for ``stage``.
+
+    All documents of one batch share a level (similar lengths, so little padding to compute on).
+    """
+    rng = random.Random(stage.data_seed)
+    index = 0
+    while True:
+        level = rng.choice(stage.levels)
+        batch: list[str] = []
+        while len(batch) < size:
+            problem = arith.make_problem(rng, level, index)
+            index += 1
+            if problem["question"] in exclude:
+                continue
+            if "Multiply" in problem["question"] and rng.random() >= stage.keep_multiply:
+                continue
+            prompt = arith.PROMPT_TEMPLATE.format(question=problem["question"])
+            batch.append(f"{prompt} {problem['solution']}\n{EOS}")
+        yield batch
+
+
+def encode(tokenizer, texts: list[str]) -> dict:
+    """Right-padded tensors; padding positions are masked out of the loss."""
+    enc = tokenizer(texts, padding=True, return_tensors="pt")
+    labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+    return {**enc, "labels": labels}
+
+
+def train_stage(model, tokenizer, stage: Stage, exclude: frozenset[str]) -> None:
+    """AdamW with linear warm-up and cosine decay; progress on stderr."""
+    import math
+
+    import torch
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=stage.lr, weight_decay=0.01)
+    warmup = max(1, stage.steps // 20)
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, stage.steps - warmup)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    model.train()
+    start = time.monotonic()
+    stream = training_batches(stage, exclude, BATCH_SIZE)
+    for step in range(stage.steps):
+        loss = model(**encode(tokenizer, next(stream))).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step % 100 == 0 or step == stage.steps - 1:
+            print(
+                f"[{stage.name}] step {step + 1}/{stage.steps} loss {loss.item():.4f} "
+                f"({time.monotonic() - start:.0f}s)",
+                file=sys.stderr,
+                flush=True,
+            )
+    model.eval()
+
+
+def scaled(stage: Stage, steps: int | None) -> Stage:
+    """``stage`` with its step count replaced (``--steps``), everything else unchanged."""
+    if steps is None:
+        return stage
+    return Stage(stage.name, steps, stage.lr, stage.levels, stage.keep_multiply, stage.data_seed)
+
+
+def train_pair(out: Path, steps: int | None = None) -> dict[str, Path]:
+    """Train ancestor then specialist; save both (with the shared tokenizer) under ``out``."""
+    import torch
+
+    torch.set_num_threads(1)
+    torch.manual_seed(TORCH_SEED)
+    torch.use_deterministic_algorithms(True)
+    tokenizer = build_tokenizer()
+    exclude = evaluation_questions()
+    model = build_model(len(tokenizer))
+    paths = {}
+    for stage in (scaled(ANCESTOR, steps), scaled(SPECIALIST, steps)):
+        train_stage(model, tokenizer, stage, exclude)
+        paths[stage.name] = out / stage.name
+        model.save_pretrained(paths[stage.name])
+        tokenizer.save_pretrained(paths[stage.name])
+    return paths
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="steps per stage (default: the recipe's)"
+    )
+    args = parser.parse_args(argv)
+    if args.steps is not None and args.steps < 1:
+        parser.error("--steps must be at least 1")
+    start = time.monotonic()
+    paths = train_pair(args.out, args.steps)
+    print(
+        f"wrote {', '.join(str(p) for p in paths.values())} in {time.monotonic() - start:.0f}s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

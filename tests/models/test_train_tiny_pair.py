@@ -1,0 +1,78 @@
+"""The trainer script: reproducible weights, training data disjoint from the bundled evaluation."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+
+import pytest
+
+from lm_failtrace.models import TINY_ROLES
+from lm_failtrace.record import arith
+
+
+def _train(trainer, out, steps: int) -> None:
+    subprocess.run(
+        [sys.executable, trainer.__file__, "--out", str(out), "--steps", str(steps)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.slow
+def test_same_seed_same_weights(trainer, tmp_path):
+    pytest.importorskip("torch")
+    from safetensors.torch import load_file
+
+    _train(trainer, tmp_path / "a", 3)
+    _train(trainer, tmp_path / "b", 3)
+    weights = {}
+    for role in TINY_ROLES:
+        a = (tmp_path / "a" / role / "model.safetensors").read_bytes()
+        assert a == (tmp_path / "b" / role / "model.safetensors").read_bytes(), role
+        weights[role] = load_file(tmp_path / "a" / role / "model.safetensors")
+    # the specialist stage really trained on top of the ancestor
+    changed = [
+        k for k in weights["ancestor"] if not weights["ancestor"][k].equal(weights["specialist"][k])
+    ]
+    assert changed
+
+
+def test_bad_steps_is_a_usage_error(trainer, tmp_path):
+    result = subprocess.run(
+        [sys.executable, trainer.__file__, "--out", str(tmp_path), "--steps", "0"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "--steps must be at least 1" in result.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_training_problems_exclude_the_bundled_evaluation(trainer):
+    exclude = trainer.evaluation_questions()
+    assert exclude == {p["question"] for p in arith.generate()}
+    for stage in (trainer.ANCESTOR, trainer.SPECIALIST):
+        stream = trainer.training_batches(stage, exclude, trainer.BATCH_SIZE)
+        seen_levels = set()
+        for batch in itertools.islice(stream, 60):
+            for text in batch:
+                question = text.split("\n")[0].removeprefix("Question: ")
+                assert question not in exclude
+                seen_levels.add(question.count(".") - 1)
+        assert seen_levels == set(stage.levels)
+
+
+def test_exclusion_really_filters(trainer):
+    """Level-1 questions collide with the evaluation set often enough that the filter acts."""
+    exclude = trainer.evaluation_questions()
+    stage = trainer.Stage("probe", 1, 1e-3, (1,), 1.0, trainer.TRAIN_SEED)
+    unfiltered = list(itertools.islice(trainer.training_batches(stage, frozenset(), 50), 20))
+    hits = sum(
+        text.split("\n")[0].removeprefix("Question: ") in exclude
+        for batch in unfiltered
+        for text in batch
+    )
+    assert hits > 0
