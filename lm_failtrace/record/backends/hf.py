@@ -53,7 +53,8 @@ def _import_hf() -> tuple[Any, Any]:
 
 
 def _looks_like_path(name: str) -> bool:
-    return name.startswith(("/", ".", "~")) or name.count("/") != 1 or Path(name).exists()
+    """A folder the user meant (so a typo is reported as such), not a hub id like ``org/name``."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or Path(name).exists()
 
 
 @register_model("failtrace-hf")
