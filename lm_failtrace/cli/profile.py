@@ -62,9 +62,15 @@ def profile(input_path: Path, output: Path | None, all_runs: bool, as_json: bool
     Prints a summary per cell (with --json, as JSON). Exit codes: 0 ok, 2 bad input (the
     message names file and line; no output is written), 1 internal error.
     """
+    from lm_failtrace.errors import InputError
     from lm_failtrace.profiles import write_profiles
     from lm_failtrace.profiles.build import build_profiles
 
+    if output is not None and output.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise InputError(
+            f"unknown output type {output.suffix or '(no suffix)'!r}: use .csv, .parquet or .pq",
+            path=output,
+        )
     built = build_profiles(
         input_path, all_runs=all_runs, progress=lambda msg: click.echo(msg, err=True)
     )

@@ -97,3 +97,11 @@ def test_help_documents_inputs() -> None:
     assert result.exit_code == 0
     for word in ("rollouts_<task>_<ts>.jsonl", "generic rollout table", "--all-runs", "exit"):
         assert word.lower() in result.output.lower()
+
+
+def test_unknown_output_type_is_refused_before_reading(sidecar: Path, tmp_path: Path) -> None:
+    out = tmp_path / "profile.json"
+    result = CliRunner().invoke(main, ["profile", str(sidecar), "-o", str(out)])
+    assert result.exit_code == 2
+    assert f"{out}: unknown output type '.json'" in result.stderr
+    assert "reading" not in result.stderr and not out.exists()
