@@ -36,6 +36,10 @@ PROFILE_COLUMNS: tuple[str, ...] = (
     "max_generated_tokens",
 )
 
+#: Repeat indices are 0-based positions among one problem's N samples; the bound keeps the
+#: per-problem bit set of seen repeats small (8 KiB at most) whatever a table claims.
+MAX_REPEAT = 1 << 16
+
 #: Report progress on stderr every this many rollouts.
 PROGRESS_EVERY = 250_000
 
@@ -182,8 +186,11 @@ def _accumulate(
             unit = units[key] = _Unit(index, source.position)
         repeat = record.get("repeat")
         if repeat is not None:
-            if type(repeat) is not int or repeat < 0:
-                raise source.error(f"expected an integer >= 0, got {repeat!r}", column="repeat")
+            if type(repeat) is not int or not 0 <= repeat < MAX_REPEAT:
+                raise source.error(
+                    f"expected a repeat index in [0, {MAX_REPEAT}), got {repeat!r}",
+                    column="repeat",
+                )
             if unit.file != index:
                 unit.file, unit.repeats = index, 0
             bit = 1 << repeat

@@ -90,7 +90,16 @@ def bad_tokens(tmp: Path) -> tuple[Path, str, str]:
 
 def bad_repeat(tmp: Path) -> tuple[Path, str, str]:
     lines = _dumped(line8={"repeat": "3"})
-    return _lines(tmp, lines), "line 8, column 'repeat'", "expected an integer >= 0, got '3'"
+    return (
+        _lines(tmp, lines),
+        "line 8, column 'repeat'",
+        "expected a repeat index in [0, 65536), got '3'",
+    )
+
+
+def huge_repeat(tmp: Path) -> tuple[Path, str, str]:
+    lines = _dumped(line2={"repeat": 10**9})
+    return _lines(tmp, lines), "line 2, column 'repeat'", "got 1000000000"
 
 
 def bad_logit(tmp: Path) -> tuple[Path, str, str]:
@@ -201,6 +210,7 @@ CASES: list[Callable[[Path], tuple[Path, str, str]]] = [
     bad_finish_reason,
     bad_tokens,
     bad_repeat,
+    huge_repeat,
     bad_logit,
     duplicate_repeat,
     repeats_disagree,
