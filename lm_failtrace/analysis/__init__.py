@@ -8,8 +8,13 @@ Public API (implementation modules are private and may move):
   :class:`BestFixed`, :class:`FixedOperator`, :class:`RidgeRouter`; :data:`POLICIES` registry.
 """
 
-from lm_failtrace.analysis._analyze import analyze, regime_labels, routing_map
-from lm_failtrace.analysis._config import DEFAULT_FALLBACK, DEFAULT_MAPPING, AnalysisConfig
+from lm_failtrace.analysis._analyze import analyze, published, regime_labels, routing_map
+from lm_failtrace.analysis._config import (
+    DEFAULT_FALLBACK,
+    DEFAULT_MAPPING,
+    TOLERANCE,
+    AnalysisConfig,
+)
 from lm_failtrace.analysis._deploy import ROUTER_FORMAT, DeployedRouter, fit_router, load_router
 from lm_failtrace.analysis._policies import (
     POLICIES,
@@ -21,7 +26,7 @@ from lm_failtrace.analysis._policies import (
     policy_to_params,
     register_policy,
 )
-from lm_failtrace.analysis._regimes import REGIMES, TOLERANCE, RegimeLabeler
+from lm_failtrace.analysis._regimes import REGIMES, RegimeLabeler
 from lm_failtrace.analysis._rule import PaperRule, route_batch
 
 __all__ = [
@@ -44,6 +49,7 @@ __all__ = [
     "make_policy",
     "policy_from_params",
     "policy_to_params",
+    "published",
     "regime_labels",
     "register_policy",
     "route_batch",

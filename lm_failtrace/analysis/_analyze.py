@@ -9,11 +9,11 @@ import pandas as pd
 
 from lm_failtrace.analysis._cluster import cluster_units
 from lm_failtrace.analysis._config import AnalysisConfig
-from lm_failtrace.analysis._data import UnitArrays, unit_arrays
+from lm_failtrace.analysis._data import UnitArrays, checked_frame, unit_arrays
 from lm_failtrace.analysis._honest import HeldOut, cross_fit, select_policy, summarize
-from lm_failtrace.analysis._published import published_protocol, published_protocol_pooled
+from lm_failtrace.analysis._published import published_by_cell
 from lm_failtrace.analysis._recover import cv_accuracy
-from lm_failtrace.analysis._regimes import regime_summary
+from lm_failtrace.analysis._regimes import RegimeLabeler, regime_summaries, regime_summary
 from lm_failtrace.analysis._rule import PaperRule
 from lm_failtrace.analysis._threads import single_threaded
 from lm_failtrace.profiles import ProfileTable
@@ -132,19 +132,23 @@ def analyze(
         table = table.cell(cell)
     units = unit_arrays(table, config)
     say = progress or (lambda _msg: None)
+    codes, names = pd.factorize(units.cell)
+    published_cells, published_pooled = published_by_cell(
+        units.X, units.R, units.regime == "steerable", codes, list(names), config
+    )
     cells, held_parts, verdicts = {}, [], []
-    for name in pd.unique(units.cell):
+    for name in names:
         say(f"cell {name}: cross-fitting {config.n_repeats}x{config.n_folds} folds")
         part = units.subset(units.cell == name)
         held = _honest(part, config, None)
         held_parts.append(held)
         section = _section(part, held, config, cluster=True)
-        section["published"] = published_protocol(part, config)
+        section["published"] = published_cells[str(name)]
         cells[str(name)] = section
         verdicts.extend(_verdicts(str(name), section))
     say("pooled analysis and clustering")
     pooled = _section(units, _pool(held_parts), config, cluster=False)
-    pooled["published"] = published_protocol_pooled(units, config)
+    pooled["published"] = published_pooled
     pooled["honest"]["note"] = (
         "policies fitted within each cell (as deployed per model and task); held-out rescues pooled"
     )
@@ -160,6 +164,37 @@ def analyze(
         "cells": cells,
         "pooled": pooled,
         "verdicts": verdicts,
+    }
+
+
+@single_threaded
+def published(table: ProfileTable, config: AnalysisConfig | None = None) -> dict:
+    """Regimes and the published protocol only (no cross-fitting): fast on millions of units.
+
+    Returns ``{"config", "cells": {cell: {"n_units", "regimes", "published"}}, "pooled": {...}}``.
+    """
+    config = (config or AnalysisConfig()).check()
+    frame = checked_frame(table, config)
+    X = frame.loc[:, list(config.features)].to_numpy(dtype=float)
+    R = frame.loc[:, list(config.operators)].to_numpy(dtype=float)
+    codes, names = pd.factorize(frame["cell"])
+    names = [str(n) for n in names]
+    regime = RegimeLabeler(tuple(config.operators), config.delta, config.reach).fit()
+    regime = regime.predict_codes(R)
+    cells, pooled = published_by_cell(X, R, regime == 0, codes, names, config)
+    summaries = regime_summaries(regime, codes, len(names))
+    n_units = np.bincount(codes, minlength=len(names))
+    return {
+        "config": config.to_dict(),
+        "cells": {
+            name: {"n_units": int(n), "regimes": summary, "published": cells[name]}
+            for name, n, summary in zip(names, n_units, summaries, strict=True)
+        },
+        "pooled": {
+            "n_units": len(frame),
+            "regimes": regime_summaries(regime, np.zeros_like(codes), 1)[0],
+            "published": pooled,
+        },
     }
 
 

@@ -28,6 +28,12 @@ DEFAULT_MAPPING: Mapping[str, str] = MappingProxyType(
 #: Operator chosen when every routing z-score is <= 0 (method.md section 5).
 DEFAULT_FALLBACK = "sparse_steer_random"
 
+#: Absolute tolerance of threshold and tie comparisons (regime thresholds, z-score ties and the
+#: z > 0 test of the routing rule): rescue-rate differences such as 0.15 - 0.10 are
+#: 0.04999999999999999 in binary floating point, and z-scores that are equal on paper differ in the
+#: last bits depending on summation order. 1e-9 is far below any meaningful difference.
+TOLERANCE = 1e-9
+
 #: The operator regimes are measured against (method.md section 4).
 RETRY = "retry"
 

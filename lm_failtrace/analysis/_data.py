@@ -49,17 +49,21 @@ class UnitArrays:
         )
 
 
-def unit_arrays(table: ProfileTable, config: AnalysisConfig) -> UnitArrays:
-    """Check ``table`` against ``config`` (located errors) and extract the arrays.
+def checked_frame(table: ProfileTable, config: AnalysisConfig) -> pd.DataFrame:
+    """The table's frame, re-validated when it was read with columns other than ``config``'s.
 
-    A table read with another schema is re-validated with the configuration's columns, so a
-    missing or non-numeric feature is reported with its file, line and column.
+    So a missing or non-numeric configured feature is reported with its file, line and column.
     """
     if table.schema.features != tuple(config.features) or table.schema.operators != tuple(
         config.operators
     ):
         table = validate_profiles(table.frame, config.schema, source=table.source)
-    frame = table.frame
+    return table.frame
+
+
+def unit_arrays(table: ProfileTable, config: AnalysisConfig) -> UnitArrays:
+    """Check ``table`` against ``config`` (located errors) and extract the arrays."""
+    frame = checked_frame(table, config)
     token_cols = [op + TOKENS_SUFFIX for op in config.operators]
     tokens = None
     if all(c in frame.columns for c in token_cols):

@@ -8,31 +8,34 @@ the very units it is scored on (see :mod:`lm_failtrace.analysis._honest` for wha
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
 from lm_failtrace.analysis._config import AnalysisConfig
-from lm_failtrace.analysis._data import UnitArrays, take
-from lm_failtrace.analysis._rule import route_batch
+from lm_failtrace.analysis._rule import PaperRule
 
 
-def _route_cell(units: UnitArrays, config: AnalysisConfig) -> tuple[np.ndarray, ...]:
-    steer = units.regime == "steerable"
-    if not steer.any():
-        empty = np.empty(0, dtype=object)
-        return empty, np.empty(0, bool), np.empty(0), units.R[:0]
-    rates = units.R[steer]
-    ops, fell_back = route_batch(
-        units.X[steer], tuple(config.features), config.routing_map, config.fallback
-    )
-    return ops, fell_back, take(rates, list(config.operators), ops), rates
+def _route(X: np.ndarray, R: np.ndarray, config: AnalysisConfig) -> tuple[np.ndarray, ...]:
+    """Route one cell's steerable units (z within them).
+
+    Returns:
+        (operator column per unit, True where it fell back, routed rescue, the units' rates).
+    """
+    if len(X) == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, bool), np.empty(0), R
+    rule = PaperRule(tuple(config.features), config.routing_map, config.fallback).fit(X)
+    choice = rule.route_index(X)
+    column = pd.Index(list(config.operators)).get_indexer(rule.targets_)[choice]
+    return column, choice == rule.n_features_in_, R[np.arange(len(R)), column], R
 
 
 def _summary(
-    ops: np.ndarray, fell_back: np.ndarray, routed: np.ndarray, rates: np.ndarray, config
+    column: np.ndarray, fell_back: np.ndarray, routed: np.ndarray, rates: np.ndarray, config
 ) -> dict:
-    n = len(ops)
-    counts = pd.Series(ops, dtype=object).value_counts()
+    n = len(column)
+    counts = np.bincount(column, minlength=len(config.operators))
     always = {
         op: (float(np.nanmean(rates[:, j])) if n and not np.isnan(rates[:, j]).all() else None)
         for j, op in enumerate(config.operators)
@@ -42,7 +45,7 @@ def _summary(
     best_op = max(fixed, key=fixed.get) if fixed else None
     return {
         "n_steerable": n,
-        "routes": {op: int(counts.get(op, 0)) for op in config.operators},
+        "routes": {op: int(counts[j]) for j, op in enumerate(config.operators)},
         "fallback": config.fallback,
         "n_fallback": int(fell_back.sum()),
         "rescue": {"routed": routed_mean, "always": always},
@@ -58,15 +61,33 @@ def _summary(
     }
 
 
-def published_protocol(units: UnitArrays, config: AnalysisConfig) -> dict:
-    """The published protocol on one cell's units."""
-    return _summary(*_route_cell(units, config), config)
+def published_by_cell(
+    X: np.ndarray,
+    R: np.ndarray,
+    steerable: np.ndarray,
+    codes: np.ndarray,
+    names: Sequence[str],
+    config: AnalysisConfig,
+) -> tuple[dict[str, dict], dict]:
+    """The published protocol of every cell, and pooled over cells.
 
+    Args:
+        X, R: features and rescue rates of all units.
+        steerable: True for the units of the Steerable-Hard regime.
+        codes: cell index of each unit (``names[codes[i]]`` is its cell).
 
-def published_protocol_pooled(units: UnitArrays, config: AnalysisConfig) -> dict:
-    """Pooled form: z-scores and routes *within each cell* (as published), then pools rescues."""
-    parts = [_route_cell(units.subset(units.cell == c), config) for c in pd.unique(units.cell)]
-    ops, fell_back, routed, rates = (np.concatenate([p[i] for p in parts]) for i in range(4))
-    out = _summary(ops, fell_back, routed, rates, config)
-    out["note"] = "z-scored and routed within each cell, routed rescues pooled over cells"
-    return out
+    Returns:
+        (cell -> summary, pooled summary). The pooled form keeps the published protocol's
+        within-cell z-scores and routes, and pools the routed rescues over cells.
+
+    Only steerable units are routed, each cell's rows found by one sort of the steerable subset,
+    so a million-unit table costs little more than reading it.
+    """
+    steer = np.flatnonzero(steerable)
+    order = steer[np.argsort(codes[steer], kind="stable")]
+    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+    parts = [_route(X[rows], R[rows], config) for rows in np.split(order, bounds[1:-1])]
+    cells = {str(name): _summary(*part, config) for name, part in zip(names, parts, strict=True)}
+    pooled = _summary(*(np.concatenate([p[i] for p in parts]) for i in range(4)), config)
+    pooled["note"] = "z-scored and routed within each cell, routed rescues pooled over cells"
+    return cells, pooled

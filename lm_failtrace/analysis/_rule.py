@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from lm_failtrace.analysis._config import DEFAULT_FALLBACK, DEFAULT_MAPPING
+from lm_failtrace.analysis._config import DEFAULT_FALLBACK, DEFAULT_MAPPING, TOLERANCE
 from lm_failtrace.analysis._features import feature_matrix, standardize, zscore
 from lm_failtrace.errors import InputError
 from lm_failtrace.profiles import LOGIT_FEATURES
@@ -27,7 +27,9 @@ class PaperRule(BaseEstimator):
     z = (x - mean_) / scale_ with the calibration population's mean and population std (ddof=0;
     z = 0 for a feature whose std is 0). The unit goes to ``mapping[f]`` for the feature ``f`` with
     the largest z; ties go to the feature listed first in ``features``. If every z <= 0 the unit
-    goes to ``fallback``.
+    goes to ``fallback``. Ties and the ``z <= 0`` test allow an absolute tolerance of
+    :data:`TOLERANCE` (1e-9): z-scores equal on paper differ in their last bits with the order of
+    the units, and routes must not depend on that order.
 
     Args:
         features: feature columns, in tie-break order.
@@ -67,16 +69,29 @@ class PaperRule(BaseEstimator):
         check_is_fitted(self, "mean_")
         return zscore(feature_matrix(X, self.feature_names_in_), self.mean_, self.scale_)
 
+    def route_index(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Index of the winning feature per row; ``n_features_in_`` = the fallback.
+
+        The integer form lets a million-unit evaluation avoid per-row strings.
+        """
+        z = self.decision_function(X)
+        top = z.max(axis=1)
+        best = np.argmax(z >= (top - TOLERANCE)[:, None], axis=1)  # first (near-)maximum
+        return np.where(top > TOLERANCE, best, self.n_features_in_)
+
+    @property
+    def targets_(self) -> np.ndarray:
+        """Operator of each :meth:`route_index` value: the mapped operators, then the fallback."""
+        return np.append(self.routes_, self.fallback).astype(object)
+
     def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Operator name per row (object array)."""
-        z = self.decision_function(X)
-        best = np.argmax(z, axis=1)  # first maximum = first feature in order
-        top = z[np.arange(len(z)), best]
-        return np.where(top > 0, self.routes_[best], self.fallback).astype(object)
+        index = self.route_index(X)  # checks fitted first
+        return self.targets_[index]
 
     def is_fallback(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """True where a row is routed by the fallback (no positive z)."""
-        return ~(self.decision_function(X) > 0).any(axis=1)
+        return self.route_index(X) == self.n_features_in_
 
 
 def route_batch(
