@@ -22,6 +22,7 @@ def _save(fig: object, path: Path) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")  # type: ignore[attr-defined]
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; figures are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
