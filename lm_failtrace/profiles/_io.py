@@ -153,7 +153,9 @@ def validate_profiles(
             bad = ~np.isfinite(values)
             if bad.any():
                 i = int(np.argmax(bad))
-                raise _locate(path, parquet, i, col, f"feature value {float(values[i])!r} is not finite")
+                raise _locate(
+                    path, parquet, i, col, f"feature value {float(values[i])!r} is not finite"
+                )
     dup = frame.duplicated(subset=["cell", "problem_id"], keep="first").to_numpy()
     if dup.any():
         i = int(np.argmax(dup))
@@ -195,6 +197,7 @@ def write_profiles(table: ProfileTable | pd.DataFrame, path: str | Path) -> Path
             frame.to_parquet(tmp, index=False)
         else:
             frame.to_csv(tmp, index=False)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a results table is meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
