@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -69,18 +71,20 @@ def log(
         n_repeats=repeats,
         random_state=seed,
     )
-    result = log_failure_landscape(
-        source,
-        model_name,
-        model_version=model_version,
-        checkpoint=checkpoint,
-        tracking_uri=tracking_uri,
-        tasks=tasks,
-        cells=cells,
-        config=config,
-        lm_eval_run=lm_eval_run,
-        progress=lambda message: click.echo(f"[log] {message}", err=True),
-    )
+    # MLflow prints "View run ..." links on stdout; keep stdout for our own (JSON) output.
+    with contextlib.redirect_stdout(sys.stderr):
+        result = log_failure_landscape(
+            source,
+            model_name,
+            model_version=model_version,
+            checkpoint=checkpoint,
+            tracking_uri=tracking_uri,
+            tasks=tasks,
+            cells=cells,
+            config=config,
+            lm_eval_run=lm_eval_run,
+            progress=lambda message: click.echo(f"[log] {message}", err=True),
+        )
     if as_json:
         echo_json(asdict(result))
         return

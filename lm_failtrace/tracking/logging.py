@@ -90,6 +90,18 @@ def headline_metrics(landscape: Landscape, inp: LandscapeInput) -> dict[str, dic
     return out
 
 
+def model_metrics(metrics: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """One flat dict for the model's LoggedModel: cell metrics prefixed by task, plus pooled."""
+    out = {
+        metric_name(cell.split("|", 1)[-1], key): value
+        for cell, values in metrics.items()
+        if cell != "pooled"
+        for key, value in values.items()
+    }
+    out.update(metrics["pooled"])
+    return out
+
+
 def write_landscape(
     landscape: Landscape,
     inp: LandscapeInput,
@@ -133,11 +145,7 @@ def write_landscape(
     with tempfile.TemporaryDirectory() as tmp:
         _write_files(Path(tmp), landscape, None)
         mlflow.log_artifacts(tmp)
-    headline = {
-        metric_name(cell.split("|", 1)[-1], k): v for cell in runs for k, v in metrics[cell].items()
-    }
-    headline.update(metrics["pooled"])
-    mlflow.log_metrics(headline, model_id=model_id)
+    mlflow.log_metrics(model_metrics(metrics), model_id=model_id)
     mlflow.set_tag("failtrace.task_runs", ",".join(runs.values()))
     return runs
 

@@ -91,12 +91,13 @@ def tracking_client(uri: str) -> MlflowClient:
         _check_http(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     db = sqlite_path(uri)
     lock = _file_lock(db.with_name(db.name + ".lock")) if db else contextlib.nullcontext()
     try:
         with lock:
-            # Instantiating both stores creates and migrates the schema on a new database.
+            # Creating the client instantiates the stores, which create and migrate the schema
+            # of a new database: it must happen under the lock.
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
             client.search_experiments(max_results=1)
             client.search_registered_models(max_results=1)
     except Exception as exc:  # MLflow raises many types for a store it cannot open

@@ -1,0 +1,219 @@
+"""MLflow tracking end to end: a real server, the local sqlite default, real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from lm_failtrace.analysis import AnalysisConfig
+from lm_failtrace.tracking import log_failure_landscape, registry
+
+pytestmark = pytest.mark.slow
+
+FEATURES = ["spread", "concentration", "logit_dispersion"]
+
+
+def _log(failtrace, source: Path, name: str, uri: str, *extra: str) -> dict:
+    proc = failtrace(
+        "log", str(source), "--model-name", name, "--checkpoint", f"file:///ckpt/{name}",
+        "--tracking-uri", uri, "--repeats", "2", "--json", *extra,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_log_promote_status_and_load_router_by_alias(mlflow_server, sft4b_csv, failtrace):
+    first = _log(failtrace, sft4b_csv, "sft4b", mlflow_server)
+    assert first["reused"] is False and first["model_version"] == "1"
+    again = _log(failtrace, sft4b_csv, "sft4b", mlflow_server)
+    assert again["reused"] is True
+    assert (again["router_version"], again["run_id"]) == (first["router_version"], first["run_id"])
+
+    client = MlflowClient(mlflow_server)
+    assert len(client.search_model_versions("name = 'sft4b-router'")) == 1
+    assert len(client.search_model_versions("name = 'sft4b'")) == 1
+    mv = client.get_model_version("sft4b", "1")
+    assert mv.tags[registry.TAG_RUN] == first["run_id"]
+    assert mv.tags[registry.TAG_ROUTER_VERSION] == first["router_version"]
+    rv = client.get_model_version("sft4b-router", first["router_version"])
+    assert rv.tags[registry.TAG_SOURCE_NAME] == "sft4b"
+    assert rv.tags[registry.TAG_SOURCE_VERSION] == "1"
+    assert rv.tags[registry.TAG_RUN] == first["run_id"]
+
+    parent = client.get_run(first["run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["failtrace.version"]  # run context provider entry point
+    child = client.get_run(first["task_runs"]["sft4b|gsm8k"])
+    assert child.data.tags["mlflow.parentRunId"] == first["run_id"]
+    assert "honest.all_failures.ridge_router.ci_low" in child.data.metrics
+    assert (
+        child.data.metrics["regimes.counts.steerable"]
+        + child.data.metrics["regimes.counts.resample"]
+        + child.data.metrics["regimes.counts.beyond_reach"]
+        == 59
+    )
+    files = {a.path for a in client.list_artifacts(first["run_id"])}
+    assert {"report.html", "analysis.json", "profiles.csv", "figures"} <= files
+    model_id = registry.logged_model_id(mv)
+    logged = client.get_logged_model(model_id)
+    assert any(m.key == "gsm8k.selection.mean" for m in logged.metrics)
+
+    refused = failtrace(
+        "promote", "--model-name", "sft4b", "--version", "1", "--alias", "latest",
+        "--tracking-uri", mlflow_server,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "invalid alias" in refused.stderr
+    promoted = failtrace(
+        "promote", "--model-name", "sft4b", "--version", "1", "--alias", "champion",
+        "--tracking-uri", mlflow_server,
+    )  # fmt: skip
+    assert promoted.returncode == 0, promoted.stderr
+    state = failtrace("status", "--model-name", "sft4b", "--tracking-uri", mlflow_server, "--json")
+    assert state.returncode == 0, state.stderr
+    (row,) = json.loads(state.stdout)["aliases"]
+    assert row["alias"] == "champion" and row["consistent"] is True
+    assert (row["model_version"], row["router_alias_version"]) == ("1", first["router_version"])
+
+    # A router alias moved by hand is reported, not repaired.
+    client.set_registered_model_alias("sft4b-router", "staging", first["router_version"])
+    state = failtrace("status", "--model-name", "sft4b", "--tracking-uri", mlflow_server, "--json")
+    assert state.returncode == 1
+    rows = {r["alias"]: r for r in json.loads(state.stdout)["aliases"]}
+    assert rows["staging"]["consistent"] is False and rows["champion"]["consistent"] is True
+
+    features = pd.read_csv(sft4b_csv).loc[:5, FEATURES]
+    features["task"] = ["gsm8k", "gsm8k", "unknown", "gsm8k", "gsm8k", "gsm8k"]
+    script = textwrap.dedent(f"""
+        import sys, mlflow, pandas as pd
+        mlflow.set_tracking_uri({mlflow_server!r})
+        model = mlflow.pyfunc.load_model("models:/sft4b-router@champion")
+        out = model.predict(pd.read_json(sys.stdin, orient="records"))
+        print("ROUTES", ",".join(map(str, out)))
+    """)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], input=features.to_json(orient="records"),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    routes = proc.stdout.split("ROUTES ", 1)[1].split()[0].split(",")
+    from lm_failtrace.analysis import load_router
+
+    params = json.loads(
+        Path(mlflow.artifacts.download_artifacts(
+            f"models:/sft4b-router/{first['router_version']}", tracking_uri=mlflow_server
+        ), "artifacts", "router_params.json").read_text()
+    )  # fmt: skip
+    assert routes == list(load_router(params).predict(features))
+    assert set(routes) <= set(AnalysisConfig().operators)
+
+
+def test_failure_mid_logging_leaves_nothing_dangling(
+    mlflow_server, cell_csv, tmp_path, monkeypatch, failtrace
+) -> None:
+    source = cell_csv(tmp_path / "p.csv", "sft0p6b|gsm8k")
+    config = AnalysisConfig(n_repeats=2)
+    client = MlflowClient(mlflow_server)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected failure while logging the router")
+
+    monkeypatch.setattr("lm_failtrace.tracking.logging.log_router", broken)
+    with pytest.raises(RuntimeError, match="injected"):
+        log_failure_landscape(
+            source, "sft0p6b", checkpoint="file:///ckpt/sft0p6b", tracking_uri=mlflow_server,
+            config=config, progress=None,
+        )  # fmt: skip
+    monkeypatch.undo()
+    mv = client.get_model_version("sft0p6b", "1")
+    assert not any(k.startswith("failtrace.") and k != registry.TAG_CHECKPOINT for k in mv.tags)
+    assert client.search_model_versions("name = 'sft0p6b-router'") == []
+    runs = mlflow.search_runs(experiment_names=["failtrace/sft0p6b"], output_format="list")
+    assert runs and all(r.info.status == "FAILED" for r in runs)
+
+    # Failing at the last step (tagging the model version) removes the router version it made.
+    real = MlflowClient.set_model_version_tag
+    calls = {"n": 0}
+
+    def flaky(self, name, version, key, value):
+        if name == "sft0p6b" and key == registry.TAG_ROUTER_VERSION:
+            calls["n"] += 1
+            raise RuntimeError("injected failure while tagging")
+        return real(self, name, version, key, value)
+
+    monkeypatch.setattr(MlflowClient, "set_model_version_tag", flaky)
+    with pytest.raises(RuntimeError, match="tagging"):
+        log_failure_landscape(
+            source, "sft0p6b", model_version="1", tracking_uri=mlflow_server, config=config,
+            progress=None,
+        )  # fmt: skip
+    monkeypatch.undo()
+    assert calls["n"] == 1
+    assert client.search_model_versions("name = 'sft0p6b-router'") == []
+    mv = client.get_model_version("sft0p6b", "1")
+    assert registry.TAG_RUN not in mv.tags and registry.TAG_ROUTER_VERSION not in mv.tags
+    runs = mlflow.search_runs(experiment_names=["failtrace/sft0p6b"], output_format="list")
+    assert len(runs) == 4 and all(r.info.status == "FAILED" for r in runs)
+    promote = failtrace(
+        "promote", "--model-name", "sft0p6b", "--version", "1", "--alias", "champion",
+        "--tracking-uri", mlflow_server,
+    )  # fmt: skip
+    assert promote.returncode == 2 and "no failtrace.router_version tag" in promote.stderr
+
+
+def test_local_sqlite_default_with_two_concurrent_loggers(cell_csv, tmp_path: Path) -> None:
+    sources = {
+        name: cell_csv(tmp_path / f"{name}.csv", cell)
+        for name, cell in (("sft4b", "sft4b|gsm8k"), ("grpo", "grpo1p7b|gpqa"))
+    }
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in __import__("os").environ.items() if k != "MLFLOW_TRACKING_URI"}
+    procs = [
+        subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "failtrace"),
+                "log",
+                str(src),
+                "--model-name",
+                name,
+                "--checkpoint",
+                f"file:///ckpt/{name}",
+                "--repeats",
+                "2",
+                "--json",
+            ],
+            cwd=work,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, src in sources.items()
+    ]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+        assert json.loads(out)["tracking_uri"] == f"sqlite:///{work / 'mlflow.db'}"
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    for name in sources:
+        (rv,) = client.search_model_versions(f"name = '{name}-router'")
+        assert rv.tags[registry.TAG_SOURCE_NAME] == name
+
+
+def test_unreachable_server_is_one_clear_error(sft4b_csv, tmp_path, failtrace, free_port) -> None:
+    uri = f"http://127.0.0.1:{free_port()}"
+    proc = failtrace(
+        "log", str(sft4b_csv), "--model-name", "x", "--checkpoint", "file:///x",
+        "--tracking-uri", uri, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert uri in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "mlflow.db").exists()
