@@ -94,6 +94,15 @@ def _arith_answer(prompt: str) -> int:
     return value
 
 
+def _reply(answer: int, seed: int, max_tokens: int) -> tuple[str, str, int]:
+    """(text, finish_reason, completion_tokens) as a function of the seed: a quarter of the
+    rollouts run out of tokens, a quarter answer wrong, half answer right."""
+    if seed % 4 == 0:
+        return " 1 + 1 = 2. 2 + ", "length", max_tokens
+    shown = answer if seed % 4 != 1 else answer + 1
+    return f" #### {shown}", "stop", 3 + seed % 7
+
+
 class _CompletionsServer(BaseHTTPRequestHandler):
     """OpenAI-style /v1/completions: the reply depends on the seed, so rollouts differ."""
 
@@ -106,17 +115,16 @@ class _CompletionsServer(BaseHTTPRequestHandler):
         if self.path != "/v1/completions":
             self.send_error(404)
             return
-        answer, seed = _arith_answer(body["prompt"]), body["seed"]
-        if seed % 4 == 0:
-            text, finish, tokens = " 1 + 1 = 2. 2 + ", "length", body["max_tokens"]
-        else:
-            shown = answer if seed % 4 != 1 else answer + 1
-            text, finish, tokens = f" #### {shown}", "stop", 3 + seed % 7
+        prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
+        choices, used = [], 0
+        for index, prompt in enumerate(prompts):  # lm-eval's stock backend sends lists
+            text, finish, tokens = _reply(_arith_answer(prompt), body["seed"], body["max_tokens"])
+            choices.append({"index": index, "text": text, "finish_reason": finish})
+            used += tokens
         reply = {
             "id": "cmpl-test", "object": "text_completion", "model": body.get("model"),
-            "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": tokens,
-                      "total_tokens": 10 + tokens},
+            "choices": choices,
+            "usage": {"prompt_tokens": 10, "completion_tokens": used, "total_tokens": 10 + used},
         }  # fmt: skip
         data = json.dumps(reply).encode()
         self.send_response(200)
@@ -185,6 +193,35 @@ def test_local_completions_seeds_metadata_and_no_leaked_key(
     for path in written:
         assert CANARY not in path.read_text(encoding="utf-8", errors="replace"), path
     assert CANARY not in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_stock_backend_works_and_its_secret_is_scrubbed(
+    run_failtrace, tasks_path: str, tmp_path
+) -> None:
+    """A stock lm-eval backend (``dummy``, the one the core install can run; ``hf``,
+    ``local-completions`` need extras): still found after ours are registered, its rollouts'
+    metadata unknown (null); the token it is given passes through to it and is scrubbed from the
+    results JSON lm-eval writes it into."""
+    out = tmp_path / "runs"
+    proc = run_failtrace(
+        ["eval", "--model", "dummy", "--model_args", f"token={CANARY}",
+         "--tasks", TASK, "--include_path", tasks_path, "--limit", "1",
+         "--log_samples", "--output_path", str(out)],
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "receives token as model arguments" in proc.stderr
+    rows = _read_jsonl(_one(out, f"rollouts_{TASK}_*.jsonl"))
+    assert sorted(r["repeat"] for r in rows) == list(range(REPEATS))  # by position
+    assert {(r["answer"], r["correct"]) for r in rows} == {(None, False)}  # it answers "lol"
+    assert {(r["seed"], r["generated_tokens"], r["finish_reason"]) for r in rows} == {
+        (None, None, None)
+    }
+    results = _one(out, "results_*.json").read_text(encoding="utf-8")
+    assert '"token": "<redacted>"' in results
+    for path in (p for p in tmp_path.rglob("*") if p.is_file()):
+        assert CANARY not in path.read_text(encoding="utf-8", errors="replace"), path
 
 
 def _free_port() -> int:

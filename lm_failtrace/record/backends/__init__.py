@@ -17,6 +17,11 @@ BACKENDS: dict[str, str] = {
 
 
 def register() -> None:
-    """Import every backend module so lm-eval's ``--model NAME`` finds it."""
+    """Import every backend module so lm-eval's ``--model NAME`` finds it.
+
+    lm-eval's built-in models are registered first: its registry loads them lazily only while it
+    is empty, so registering ours first would hide ``hf``, ``vllm``, ``local-completions``, ...
+    """
+    importlib.import_module("lm_eval.models")
     for module in BACKENDS.values():
         importlib.import_module(module)
