@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from lm_failtrace.record.backends.seeds import rollout_seed
-from lm_failtrace.repair.sampler import RowPlan
+from lm_failtrace.repair.steering import RowPlan
 
 LOCAL_TEMPERATURES: tuple[float, ...] = (1.0, 1.5, 2.0)
 BUDGET_FACTOR = 4
@@ -41,7 +41,7 @@ class UnitContext:
     problem_id: str
     threshold: float | None
     temperature: float = 0.6
-    max_new_tokens: int = 96
+    max_new_tokens: int = 128
     base_seed: int = 1234
 
     def base_plan(self, trial: int, attempt: int, attempts: int) -> RowPlan:

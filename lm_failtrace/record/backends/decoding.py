@@ -5,10 +5,13 @@ uniform per step, and picks its token by inverse-CDF sampling. What a rollout sa
 depends on its seed and its logits only, not on which other rollouts share the batch (up to
 floating-point differences in the batched forward pass, which padding can change in the last bits).
 
-Issue 5 (logit features) plugs in through :class:`GenerationObserver`: an observer sees every
-step's specialist logits while generating (for per-token top-K log-probs) and, at the end, the
-prompt and generated token ids of every row (for one batched ancestor forward pass), and returns
-per-row metadata that is merged into each rollout's ``meta``.
+Two hooks extend the loop without copying it:
+
+- :class:`GenerationObserver` (logit features): sees every step's specialist logits and the
+  tokens taken, and at the end the prompt and generated ids of every row (for one batched
+  ancestor forward pass); returns per-row metadata merged into each rollout's ``meta``.
+- :class:`TokenIntervention` (repair operators): with a ``companion`` model (the ancestor) run
+  in lockstep on the same tokens, it may replace the sampled token of any row at any step.
 """
 
 from __future__ import annotations
@@ -38,6 +41,21 @@ class GenerationObserver(Protocol):
         """Called once per batch; returns one metadata dict per row."""
 
 
+class TokenIntervention(Protocol):
+    """Replace sampled tokens (see the module docstring); observers see the final tokens."""
+
+    def adjust(
+        self,
+        step: int,
+        logits: torch.Tensor,
+        companion_logits: torch.Tensor | None,
+        tokens: torch.Tensor,
+        uniforms: torch.Tensor | None,
+        active: torch.Tensor,
+    ) -> torch.Tensor:
+        """Return the ``[B]`` tokens to take at ``step`` given the ``[B]`` sampled ones."""
+
+
 @dataclass
 class Rollout:
     """One sampled completion before it is wrapped for lm-eval."""
@@ -46,6 +64,7 @@ class Rollout:
     generated_tokens: int
     finish_reason: str
     meta: dict[str, Any] = field(default_factory=dict)
+    token_ids: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -97,8 +116,13 @@ def sample_batch(
     settings: GenerationSettings,
     vocab: Vocabulary,
     observers: Sequence[GenerationObserver] = (),
+    intervention: TokenIntervention | None = None,
+    companion: Any = None,
 ) -> list[Rollout]:
     """Generate one rollout per prompt (all with the same ``settings``).
+
+    With ``companion`` (a second causal LM on the same tokenizer), it reads the same tokens in
+    lockstep and its logits go to ``intervention``.
 
     A row stops at an end-of-sequence token or when its decoded tail contains a stop string
     (``finish_reason="stop"``), or after ``settings.max_gen_toks`` tokens (``"length"``). Its
@@ -122,13 +146,20 @@ def sample_batch(
     generated: list[list[int]] = [[] for _ in range(rows)]
     reasons: list[str | None] = [None] * rows
     active = torch.ones(rows, dtype=torch.bool, device=device)
-    out = model(
-        input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True
-    )
+    models = [model] if companion is None else [model, companion]
+    outs = [
+        m(input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True)
+        for m in models
+    ]
     for step in range(settings.max_gen_toks):
-        logits = out.logits[:, -1, :]
+        logits = outs[0].logits[:, -1, :]
         step_uniforms = None if uniforms is None else uniforms[:, step]
         tokens = choose_tokens(logits, step_uniforms, settings)
+        if intervention is not None:
+            companion_logits = outs[1].logits[:, -1, :] if companion is not None else None
+            tokens = intervention.adjust(
+                step, logits, companion_logits, tokens, step_uniforms, active
+            )
         tokens = torch.where(active, tokens, torch.full_like(tokens, vocab.pad_id))
         for observer in observers:
             observer.on_step(step, logits, tokens, active)
@@ -148,13 +179,16 @@ def sample_batch(
             [attention, torch.ones((rows, 1), dtype=attention.dtype, device=device)], dim=1
         )
         positions = positions[:, -1:] + 1
-        out = model(
-            input_ids=tokens.unsqueeze(-1),
-            attention_mask=attention,
-            position_ids=positions,
-            use_cache=True,
-            **{cache_kw: getattr(out, cache_kw)},
-        )
+        outs = [
+            m(
+                input_ids=tokens.unsqueeze(-1),
+                attention_mask=attention,
+                position_ids=positions,
+                use_cache=True,
+                **{cache_kw: getattr(o, cache_kw)},
+            )
+            for m, o in zip(models, outs, strict=True)
+        ]
 
     extra: list[dict[str, Any]] = [{} for _ in range(rows)]
     for observer in observers:
@@ -164,5 +198,6 @@ def sample_batch(
     for i in range(rows):
         body = [t for t in generated[i] if t not in vocab.eos_ids]
         text, _ = truncate_at_stop(tokenizer.decode(body, skip_special_tokens=True), settings.until)
-        rollouts.append(Rollout(text, len(generated[i]), reasons[i] or "length", extra[i]))
+        reason = reasons[i] or "length"
+        rollouts.append(Rollout(text, len(generated[i]), reason, extra[i], generated[i]))
     return rollouts
