@@ -15,6 +15,10 @@ Conventions (exactly as method.md, with the edge cases it leaves open written do
   pressure anywhere (``j == 0`` everywhere, e.g. identical models) gets 0, not -inf.
 - ``logit_dispersion = log10(max(mean window logit_var, VAR_FLOOR))`` with VAR_FLOOR = 1e-12, for
   the same reason (a fully peaked specialist has variance 0).
+- ``delta_path`` and ``g_cov`` with ``|value| < NOISE`` (1e-5 nats) are set to exactly 0. The
+  specialist's log-probs come from the KV-cached generation loop and the ancestor's from one full
+  forward pass; in float32 the two paths differ by ~1e-7 on the *same* weights, which would
+  otherwise make every position of an unchanged model count as "demoted" (``spread`` = 1).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ COVER_K = 20
 TEMPERATURE = 0.6
 ABSENT_LOGPROB = -1000.0
 EPS = 1e-8
+NOISE = 1e-5
 VAR_FLOOR = 1e-12
 WINDOW = 8
 
@@ -106,6 +111,8 @@ def token_quantities(
     p_s_cover = np.exp(lp_s_cover).sum(axis=-1)
     g_cov = np.log((p_a_cover + EPS) / (p_s_cover + EPS))
 
+    delta_path = np.where(np.abs(delta_path) < NOISE, 0.0, delta_path)
+    g_cov = np.where(np.abs(g_cov) < NOISE, 0.0, g_cov)
     j = np.maximum(0.0, delta_path) + np.maximum(0.0, g_cov)
 
     weights = np.exp(spec_scaled)

@@ -38,6 +38,46 @@ def topk_logprobs(logits: Any, k: int = TOP_K) -> tuple[np.ndarray, np.ndarray]:
     return ids.cpu().numpy(), values.cpu().numpy().astype(np.float64)
 
 
+def completion_topk(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    completions: Sequence[Sequence[int]],
+    top_k: int = TOP_K,
+    batch_size: int = 16,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Teacher-forced top-K ids and log-probs at every completion position, row by row.
+
+    Rows are right-padded (a causal LM's real positions are unaffected); the logits at position
+    ``p`` score the token at ``p + 1``. Returns one ``(ids, logprobs)`` pair of shape (len, K)
+    per completion.
+    """
+    import torch
+
+    results: list[tuple[np.ndarray, np.ndarray]] = []
+    device = next(model.parameters()).device
+    for start in range(0, len(completions), batch_size):
+        rows = list(
+            zip(
+                prompts[start : start + batch_size],
+                completions[start : start + batch_size],
+                strict=True,
+            )
+        )
+        width = max(len(p) + len(c) for p, c in rows)
+        ids = torch.zeros((len(rows), width), dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, (prompt, comp) in enumerate(rows):
+            seq = list(prompt) + list(comp)
+            ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+        with torch.inference_mode():
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+        for row, (prompt, comp) in enumerate(rows):
+            positions = slice(len(prompt) - 1, len(prompt) - 1 + len(comp))
+            results.append(topk_logprobs(logits[row, positions], top_k))
+    return results
+
+
 def score_completions(
     specialist: Any,
     ancestor: Any,
@@ -45,36 +85,12 @@ def score_completions(
     completions: Sequence[Sequence[int]],
     temperature: float,
     top_k: int = TOP_K,
-    batch_size: int = 16,
 ) -> list[TokenQuantities]:
-    """Per-token quantities of each completion (token ids) of one prompt.
-
-    Both models read ``prompt + completion`` once (right-padded batches; positions of real tokens
-    are unaffected in a causal LM); the logits at position ``p`` score the token at ``p + 1``.
-    """
-    import torch
-
-    results: list[TokenQuantities] = []
-    n_prompt = len(prompt_ids)
-    for start in range(0, len(completions), batch_size):
-        chunk = [list(c) for c in completions[start : start + batch_size]]
-        width = n_prompt + max((len(c) for c in chunk), default=0)
-        ids = torch.zeros((len(chunk), width), dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, comp in enumerate(chunk):
-            seq = list(prompt_ids) + comp
-            ids[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
-        with torch.no_grad():
-            spec_logits = specialist(input_ids=ids, attention_mask=mask).logits
-            anc_logits = ancestor(input_ids=ids, attention_mask=mask).logits
-        for row, comp in enumerate(chunk):
-            if not comp:
-                empty = np.zeros(0)
-                results.append(TokenQuantities(empty, empty, empty, empty))
-                continue
-            positions = slice(n_prompt - 1, n_prompt - 1 + len(comp))
-            s_ids, s_lp = topk_logprobs(spec_logits[row, positions], top_k)
-            a_ids, a_lp = topk_logprobs(anc_logits[row, positions], top_k)
-            results.append(token_quantities(np.array(comp), s_ids, s_lp, a_ids, a_lp, temperature))
-    return results
+    """Per-token quantities of each completion (token ids) of one prompt, teacher-forced."""
+    prompts = [list(prompt_ids)] * len(completions)
+    spec = completion_topk(specialist, prompts, completions, top_k)
+    anc = completion_topk(ancestor, prompts, completions, top_k)
+    return [
+        token_quantities(np.asarray(comp, dtype=np.int64), s_ids, s_lp, a_ids, a_lp, temperature)
+        for comp, (s_ids, s_lp), (a_ids, a_lp) in zip(completions, spec, anc, strict=True)
+    ]

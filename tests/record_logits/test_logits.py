@@ -25,6 +25,8 @@ def _full_reference(spec_logits, anc_logits, taken, cover_k=20):
         d = np.log(ps[taken[t]]) - np.log(pa[taken[t]])
         cover = np.argsort(-anc_logits[t])[:cover_k]
         g = np.log((pa[cover].sum() + 1e-8) / (ps[cover].sum() + 1e-8))
+        d = 0.0 if abs(d) < 1e-5 else d  # the documented float-noise floor
+        g = 0.0 if abs(g) < 1e-5 else g
         lp1 = spec_logits[t] - np.log(np.exp(spec_logits[t]).sum())
         mean = (ps * lp1).sum()
         out["delta_path"].append(d)

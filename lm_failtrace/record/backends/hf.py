@@ -1,6 +1,8 @@
 """``failtrace-hf``: Hugging Face causal LMs that record every rollout.
 
 Usage: ``failtrace eval --model failtrace-hf --model_args pretrained=PATH[,seed=N,dtype=...]``.
+With ``ancestor=PATH`` (the base checkpoint, same tokenizer) every rollout also carries the logit
+features of method.md section 2 (:mod:`lm_failtrace.record.backends.logit_features`).
 torch and transformers are imported when the backend is instantiated (the ``[hf]`` extra), so
 registering it costs nothing.
 """
@@ -37,6 +39,8 @@ _ARGS = (
     "batch_size",
     "max_batch_size",
     "device",
+    "ancestor",
+    "logit_top_k",
 )
 
 
@@ -50,6 +54,23 @@ def _import_hf() -> tuple[Any, Any]:
             "pip install 'lm-failtrace[hf]'"
         ) from exc
     return torch, transformers
+
+
+def _load(arg: str, name: str, transformers: Any, load: dict[str, Any]) -> tuple[Any, Any]:
+    """Tokenizer and causal LM from a model argument; a typo is an error naming the argument."""
+    if _looks_like_path(name) and not Path(name).expanduser().is_dir():
+        raise InputError(f"failtrace-hf: {arg}={name!r} is not a model folder", column="model_args")
+    source = str(Path(name).expanduser()) if Path(name).expanduser().is_dir() else name
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(
+            source, trust_remote_code=load["trust_remote_code"]
+        )
+        model = transformers.AutoModelForCausalLM.from_pretrained(source, **load)
+    except (OSError, ValueError) as exc:
+        raise InputError(
+            f"failtrace-hf: cannot load {arg}={name!r}: {exc}", column="model_args"
+        ) from exc
+    return tokenizer, model
 
 
 def _looks_like_path(name: str) -> bool:
@@ -71,6 +92,8 @@ class FailtraceHF(LM):
         trust_remote_code: passed to transformers.
         batch_size: rollouts per forward pass (``auto`` = 8); ``max_batch_size`` is accepted and
             ignored. device: ``cpu``, ``cuda``, ``cuda:N``; CUDA falls back to CPU when absent.
+        ancestor: a local model folder of the ancestor (same tokenizer); enables logit features.
+        logit_top_k: log-probs kept per position for the logit features (method.md: 100).
     """
 
     def __init__(
@@ -85,6 +108,8 @@ class FailtraceHF(LM):
         batch_size: int | str | None = None,
         max_batch_size: int | None = None,
         device: str | None = None,
+        ancestor: str | None = None,
+        logit_top_k: int = 100,
         **unknown: Any,
     ) -> None:
         super().__init__()
@@ -96,10 +121,6 @@ class FailtraceHF(LM):
                 column="model_args",
             )
         name = str(pretrained)
-        if _looks_like_path(name) and not Path(name).expanduser().is_dir():
-            raise InputError(
-                f"failtrace-hf: pretrained={name!r} is not a model folder", column="model_args"
-            )
         self.base_seed = DEFAULT_BASE_SEED if seed is None else int(seed)
         self.max_gen_toks = int(max_gen_toks)
         self.add_bos_token = bool(add_bos_token)
@@ -107,18 +128,17 @@ class FailtraceHF(LM):
         if device and device.startswith("cuda") and not torch.cuda.is_available():
             log.warning("failtrace-hf: %s requested but CUDA is unavailable; using cpu", device)
             device = "cpu"
-        load = {"trust_remote_code": bool(trust_remote_code)}
-        source = str(Path(name).expanduser()) if Path(name).expanduser().is_dir() else name
-        try:
-            self.tokenizer = transformers.AutoTokenizer.from_pretrained(source, **load)
-            self.model = transformers.AutoModelForCausalLM.from_pretrained(
-                source, dtype=dtype, **load
-            )
-        except (OSError, ValueError) as exc:
-            raise InputError(
-                f"failtrace-hf: cannot load pretrained={name!r}: {exc}", column="model_args"
-            ) from exc
+        load = {"trust_remote_code": bool(trust_remote_code), "dtype": dtype}
+        self.tokenizer, self.model = _load("pretrained", name, transformers, load)
         self.model.to(device or "cpu").eval()
+        self.ancestor = None
+        self.logit_top_k = int(logit_top_k)
+        if ancestor:
+            from lm_failtrace.record.scoring import check_same_tokenizer
+
+            anc_tokenizer, self.ancestor = _load("ancestor", str(ancestor), transformers, load)
+            check_same_tokenizer(self.tokenizer, anc_tokenizer)
+            self.ancestor.to(device or "cpu").eval()
         self.max_length = int(max_length or self._config_max_length())
         self.vocab = self._vocabulary()
 
@@ -198,6 +218,7 @@ class FailtraceHF(LM):
                 [slots[i].seed for i in batch],
                 settings[batch[0]],
                 self.vocab,
+                observers=self._observers(),
             )
             for i, rollout in zip(batch, rollouts, strict=True):
                 results[i] = RolloutText(
@@ -215,6 +236,14 @@ class FailtraceHF(LM):
             start += len(batch)
         progress.close()
         return results  # type: ignore[return-value]
+
+    def _observers(self) -> list[Any]:
+        """Fresh per-batch observers: the logit-feature recorder when an ancestor is loaded."""
+        if self.ancestor is None:
+            return []
+        from lm_failtrace.record.backends.logit_features import AncestorObserver
+
+        return [AncestorObserver(self.ancestor, self.logit_top_k)]
 
     def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[Any]:
         raise InputError(
