@@ -203,18 +203,56 @@ def discover(path: str | Path, *, all_runs: bool = False) -> list[Source]:
     path = Path(path)
     if path.is_file():
         return [_file_source(path)]
+    sources = []
+    for run in find_runs(path, all_runs=all_runs):
+        kind = "rollouts" if "rollouts" in run.files else "samples"
+        sources.append(
+            Source(run.files[kind], kind, _model_name(run.folder, run.timestamp), run.task)
+        )
+    return sources
+
+
+@dataclass(frozen=True)
+class Run:
+    """One lm-eval run of one task in one ``<model_name>`` folder.
+
+    Attributes:
+        folder: the ``<model_name>`` folder.
+        task: the task name.
+        timestamp: lm-eval's file timestamp.
+        files: ``"samples"`` and/or ``"rollouts"`` -> path.
+    """
+
+    folder: Path
+    task: str
+    timestamp: str
+    files: dict[str, Path]
+
+    @property
+    def results(self) -> Path:
+        """lm-eval's ``results_<timestamp>.json`` of this run (may be absent)."""
+        return self.folder / f"results_{self.timestamp}.json"
+
+
+def find_runs(path: str | Path, *, all_runs: bool = False) -> list[Run]:
+    """The runs in an lm-eval output directory, newest per (model folder, task) by default.
+
+    Raises:
+        InputError: the directory does not exist or holds no samples logs or side-cars.
+    """
+    path = Path(path)
     if not path.is_dir():
         raise InputError("no such file or directory", path=path)
     model_dirs = [path] if _run_files(path) else sorted(d for d in path.iterdir() if d.is_dir())
-    sources = [src for d in model_dirs for src in _run_dir_sources(d, all_runs)]
-    if not sources:
+    runs = [run for d in model_dirs for run in _folder_runs(d, all_runs)]
+    if not runs:
         raise InputError(
             "no lm-eval samples here: expected samples_<task>_<timestamp>.jsonl (written by "
             "lm-eval with --log_samples --output_path) or rollouts_<task>_<timestamp>.jsonl, in "
             "this directory or in its <model_name> folders",
             path=path,
         )
-    return sources
+    return runs
 
 
 def _file_source(path: Path) -> Source:
@@ -241,8 +279,8 @@ def _run_files(folder: Path) -> list[Path]:
     return [p for p in folder.iterdir() if p.is_file() and _RUN_FILE.match(p.name)]
 
 
-def _run_dir_sources(folder: Path, all_runs: bool) -> list[Source]:
-    """One source per chosen run of each task in one ``<model_name>`` folder."""
+def _folder_runs(folder: Path, all_runs: bool) -> list[Run]:
+    """The chosen runs of each task in one ``<model_name>`` folder."""
     runs: dict[str, dict[str, dict[str, Path]]] = {}  # task -> timestamp -> kind -> path
     for p in _run_files(folder):
         match = _RUN_FILE.match(p.name)
@@ -251,14 +289,13 @@ def _run_dir_sources(folder: Path, all_runs: bool) -> list[Source]:
         if match[1] == "samples" and match["ext"] != "jsonl":
             continue
         kinds[match[1]] = p
-    sources = []
+    chosen = []
     for task in sorted(runs):
         stamps = sorted(runs[task])  # ISO timestamps sort chronologically
         for ts in stamps if all_runs else stamps[-1:]:
-            kinds = runs[task][ts]
-            kind = "rollouts" if "rollouts" in kinds else "samples"
-            sources.append(Source(kinds[kind], kind, _model_name(folder, ts), task))
-    return sources
+            if runs[task][ts]:
+                chosen.append(Run(folder, task, ts, runs[task][ts]))
+    return chosen
 
 
 def _model_name(folder: Path, ts: str) -> str:
