@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "make-task": "lm_failtrace.cli.tasks:make_task",
     "tasks-path": "lm_failtrace.cli.tasks:tasks_path",
     "eval": "lm_failtrace.cli.eval:eval_command",
+    "repair": "lm_failtrace.cli.repair:repair",
 }
 
 

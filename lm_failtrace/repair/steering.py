@@ -22,7 +22,7 @@ A row whose detector never fires is a plain sample (the operator then spent only
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -146,13 +146,10 @@ class Attempt:
 
     plan: RowPlan
     text: str
-    token_ids: list[int]
+    generated_tokens: int | None
     finish_reason: str
-    fired_at: int | None
-
-    @property
-    def generated_tokens(self) -> int:
-        return len(self.token_ids)
+    fired_at: int | None = None
+    token_ids: list[int] = field(default_factory=list)
 
 
 def run_plans(
@@ -191,6 +188,11 @@ def run_plans(
         for k, (i, rollout) in enumerate(zip(rows, rollouts, strict=True)):
             fired = None if steering is None else steering.fired_at_[k]
             attempts[i] = Attempt(
-                plans[i], rollout.text, rollout.token_ids, rollout.finish_reason, fired
+                plans[i],
+                rollout.text,
+                rollout.generated_tokens,
+                rollout.finish_reason,
+                fired,
+                rollout.token_ids,
             )
     return attempts  # type: ignore[return-value]

@@ -8,6 +8,7 @@ from lm_failtrace.record.tasks._answers import NO_MATCH, NumericAnswer, extract_
 from lm_failtrace.record.tasks._data import arith_data_path, load_arith, tasks_dir
 from lm_failtrace.record.tasks._metrics import PASS_AT_K, aggregate, failtrace, score_rollouts
 from lm_failtrace.record.tasks._record import ExtractedAnswer, RecordRollouts, problem_id
+from lm_failtrace.record.tasks._scorer import TaskScorer
 
 __all__ = [
     "NO_MATCH",
@@ -15,6 +16,7 @@ __all__ = [
     "ExtractedAnswer",
     "NumericAnswer",
     "RecordRollouts",
+    "TaskScorer",
     "aggregate",
     "arith_data_path",
     "extract_number",

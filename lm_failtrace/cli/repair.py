@@ -1,0 +1,106 @@
+"""``failtrace repair``: apply test-time operators to a run's failure units (rescue rates)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from lm_failtrace.cli._common import echo_json, reports_input_errors
+
+
+def parse_model_args(value: str | None) -> dict[str, str]:
+    """lm-eval's ``key=value,key=value`` model-argument syntax."""
+    if not value:
+        return {}
+    pairs = [part for part in value.split(",") if part.strip()]
+    bad = [p for p in pairs if "=" not in p]
+    if bad:
+        raise click.BadParameter(f"expected key=value, got {bad[0]!r}", param_hint="--model-args")
+    return dict(part.strip().split("=", 1) for part in pairs)
+
+
+@click.command("repair")
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Profile table with rescue rates to write (.csv or .parquet).",
+)
+@click.option(
+    "--operators",
+    default=None,
+    help="Comma-separated operators (default: all: retry, sparse_steer, sparse_steer_random, "
+    "local_temp, dense_steer, budget, temp_shift). Steering operators need an ancestor.",
+)
+@click.option("--attempts", default=3, show_default=True, help="Attempts per trial (best of A).")
+@click.option("--trials", default=4, show_default=True, help="Trials per unit and operator.")
+@click.option("--seed", default=1234, show_default=True, help="Base seed of the attempts.")
+@click.option(
+    "--model-args",
+    default=None,
+    help="Override recorded model arguments, e.g. pretrained=PATH,ancestor=PATH.",
+)
+@click.option(
+    "--include-path",
+    multiple=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder of task YAMLs (for make-task variants); repeatable.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@reports_input_errors
+def repair(
+    run_dir: Path,
+    output: Path,
+    operators: str | None,
+    attempts: int,
+    trials: int,
+    seed: int,
+    model_args: str | None,
+    include_path: tuple[Path, ...],
+    as_json: bool,
+) -> None:
+    """Measure each operator's rescue rate on the failure units of a recorded run.
+
+    RUN_DIR is an lm-eval output directory written by `failtrace eval` with a failtrace backend
+    (failtrace-hf for all operators; failtrace-local-completions for the black-box ones). Each
+    operator gets TRIALS trials of ATTEMPTS fresh attempts per unit, judged by the task's own
+    scorer; the rescue rate is the share of trials with a correct attempt, and
+    <operator>_tokens the mean tokens generated per trial. The result is the profile table
+    with those columns, for `failtrace analyze`. An interrupted repair resumes from
+    OUTPUT.partial.jsonl without redoing finished units.
+    """
+    from lm_failtrace.repair.runner import DEFAULT_OPERATORS, RepairConfig, repair_run
+
+    ops = (
+        tuple(o.strip() for o in operators.split(",") if o.strip())
+        if operators
+        else DEFAULT_OPERATORS
+    )
+    config = RepairConfig(operators=ops, attempts=attempts, trials=trials, seed=seed)
+    table = repair_run(
+        run_dir,
+        output,
+        config,
+        model_args=parse_model_args(model_args),
+        include_path=include_path,
+        progress=lambda msg: click.echo(msg, err=True),
+    )
+    summary = {
+        "output": str(output),
+        "units": len(table),
+        "mean_rescue": {op: float(table[op].mean()) for op in ops} if len(table) else {},
+        "mean_tokens_per_trial": {op: float(table[f"{op}_tokens"].mean()) for op in ops}
+        if len(table)
+        else {},
+    }
+    if as_json:
+        echo_json(summary)
+        return
+    click.echo(f"wrote {output}: {summary['units']} failure units")
+    for op in ops:
+        rescue = summary["mean_rescue"].get(op, float("nan"))
+        tokens = summary["mean_tokens_per_trial"].get(op, float("nan"))
+        click.echo(f"  {op:<20} mean rescue {rescue:.3f}   tokens/trial {tokens:.1f}")

@@ -1,0 +1,284 @@
+"""``failtrace repair``: measure every operator's rescue rate on the failure units of a run.
+
+For each failure unit of each task in an lm-eval output directory, every operator gets
+``trials`` trials of ``attempts`` attempts (a trial succeeds when any attempt is correct, judged
+by the task's own scorer); the unit's rescue rate for an operator is the fraction of successful
+trials, and its ``<operator>_tokens`` the mean tokens one trial generated (all its attempts: the
+compute a best-of-A trial spends). The output is the profile table of ``failtrace profile`` with
+those columns added, ready for ``failtrace analyze``.
+
+Work is checkpointed unit by unit in ``<output>.partial.jsonl`` (its first line records the
+settings): an interrupted repair resumes where it stopped, and a checkpoint written with other
+settings is refused rather than mixed in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lm_failtrace.errors import InputError
+from lm_failtrace.profiles import write_profiles
+from lm_failtrace.profiles.build import build_profiles
+from lm_failtrace.profiles.readers import SAMPLES_KEY, Run, find_runs
+from lm_failtrace.repair.generators import AttemptGenerator, attempt_generator
+from lm_failtrace.repair.operators import OPERATORS, UnitContext
+
+#: The operators run by default: the paper's five and our two black-box ones.
+DEFAULT_OPERATORS: tuple[str, ...] = tuple(OPERATORS)
+
+
+@dataclass(frozen=True)
+class RepairConfig:
+    """Settings of one repair run (all recorded in the checkpoint).
+
+    Args:
+        operators: operator names (see :data:`lm_failtrace.repair.operators.OPERATORS`).
+        attempts: attempts per trial (A; method.md default 3).
+        trials: trials per unit and operator (R); rescue rates are multiples of 1/R.
+        seed: base seed of the attempts' seeds.
+        quantile: detector threshold quantile of ``j`` over the unit's recorded failed rollouts.
+    """
+
+    operators: tuple[str, ...] = DEFAULT_OPERATORS
+    attempts: int = 3
+    trials: int = 4
+    seed: int = 1234
+    quantile: float = 0.99
+
+    def check(self) -> None:
+        unknown = [op for op in self.operators if op not in OPERATORS]
+        if unknown:
+            raise InputError(
+                f"unknown operator(s) {', '.join(unknown)}; known: {', '.join(OPERATORS)}",
+                column="--operators",
+            )
+        if "retry" not in self.operators:
+            raise InputError(
+                "retry is required: regimes compare every operator to it", column="--operators"
+            )
+        if self.attempts < 1 or self.trials < 1:
+            raise InputError("attempts and trials must be >= 1", column="--trials")
+
+
+@dataclass
+class UnitDoc:
+    """What repair needs of one recorded failure unit (read from one samples-log line)."""
+
+    task: str
+    problem_id: str
+    doc: dict[str, Any]
+    target: str
+    prompt: str
+    gen_kwargs: dict[str, Any]
+    failed_texts: list[str] = field(default_factory=list)
+
+
+def _model_config(run: Run) -> tuple[str, dict[str, Any]]:
+    """The backend name and model arguments the run was recorded with (lm-eval's results)."""
+    if not run.results.is_file():
+        raise InputError("repair needs lm-eval's results JSON of the run", path=run.results)
+    try:
+        config = json.loads(run.results.read_text(encoding="utf-8"))["config"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(
+            f"no run configuration in the results JSON: {exc}", path=run.results
+        ) from None
+    args = config.get("model_args") or {}
+    if isinstance(args, str):
+        args = dict(part.split("=", 1) for part in args.split(",") if "=" in part)
+    return str(config.get("model")), {k: v for k, v in args.items() if v != "<redacted>"}
+
+
+def _unit_docs(run: Run, units: set[str]) -> Iterator[UnitDoc]:
+    """Stream the samples log, yielding the failure units' prompts, docs and failed texts."""
+    path = run.files.get("samples")
+    if path is None:
+        raise InputError(f"repair needs the samples log of task {run.task!r}", path=run.folder)
+    seen_filter: str | None = None
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                sample = json.loads(line)
+                seen_filter = seen_filter or sample["filter"]
+                if sample["filter"] != seen_filter:
+                    continue  # lm-eval logs each doc once per filter; the first one records
+                records = sample[SAMPLES_KEY]
+                problem = str(records[0]["problem_id"])
+                if problem not in units:
+                    continue
+                (args,) = sample["arguments"].values()
+                (responses,) = sample["resps"]
+                failed = [responses[int(r["repeat"])] for r in records if not r["correct"]]
+                yield UnitDoc(
+                    run.task,
+                    problem,
+                    sample["doc"],
+                    str(sample["target"]),
+                    str(args["arg_0"]),
+                    dict(args["arg_1"]),
+                    failed,
+                )
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                raise InputError(
+                    f"not a failtrace samples line ({type(exc).__name__}: {exc})",
+                    path=path,
+                    line=number,
+                ) from None
+
+
+def repair_unit(
+    unit: UnitDoc, generator: AttemptGenerator, scorer: Any, config: RepairConfig
+) -> dict[str, float]:
+    """Rescue rate and tokens per trial of every operator on one unit."""
+    until = unit.gen_kwargs.get("until") or []
+    until = [until] if isinstance(until, str) else list(until)
+    threshold = None
+    if any(OPERATORS[op].needs_ancestor for op in config.operators):
+        scores = generator.junction_scores(unit.prompt, unit.failed_texts)
+        threshold = float(np.quantile(scores, config.quantile)) if scores.size else None
+    ctx = UnitContext(
+        unit.problem_id,
+        threshold,
+        temperature=float(unit.gen_kwargs.get("temperature", 0.6)),
+        max_new_tokens=int(unit.gen_kwargs.get("max_gen_toks", 256)),
+        base_seed=config.seed,
+    )
+    plans, owners = [], []
+    for op in config.operators:
+        for trial in range(config.trials):
+            for plan in OPERATORS[op].plans(ctx, trial, config.attempts):
+                plans.append(plan)
+                owners.append((op, trial))
+    attempts = generator.generate(unit.prompt, plans, until)
+    correct = scorer.correct(unit.doc, unit.target, [a.text for a in attempts])
+    out: dict[str, float] = {}
+    for op in config.operators:
+        wins = np.zeros(config.trials, dtype=bool)
+        tokens = np.zeros(config.trials)
+        for (owner, trial), attempt, ok in zip(owners, attempts, correct, strict=True):
+            if owner == op:
+                wins[trial] |= ok
+                tokens[trial] += (
+                    np.nan if attempt.generated_tokens is None else attempt.generated_tokens
+                )
+        out[op] = float(wins.mean())
+        out[f"{op}_tokens"] = float(tokens.mean())
+    return out
+
+
+class Checkpoint:
+    """Append-only per-unit results; the first line holds the settings they were made with."""
+
+    def __init__(self, path: Path, header: Mapping[str, Any]) -> None:
+        self.path = path
+        self.header = json.loads(json.dumps(header))
+        self.done: dict[tuple[str, str], dict[str, float]] = {}
+        if path.is_file() and path.stat().st_size:
+            with path.open(encoding="utf-8") as fh:
+                lines = [json.loads(line) for line in fh if line.strip().endswith("}")]
+            if lines and lines[0] != self.header:
+                raise InputError(
+                    "a checkpoint from a repair with other settings or input is here; delete it "
+                    "to start over",
+                    path=path,
+                )
+            for row in lines[1:]:
+                self.done[(row["task"], row["problem_id"])] = row["result"]
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(self.header) + "\n", encoding="utf-8")
+
+    def add(self, task: str, problem_id: str, result: dict[str, float]) -> None:
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"task": task, "problem_id": problem_id, "result": result}) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.done[(task, problem_id)] = result
+
+
+def repair_run(
+    run_dir: str | Path,
+    output: str | Path,
+    config: RepairConfig | None = None,
+    *,
+    model_args: Mapping[str, Any] | None = None,
+    include_path: Sequence[str | Path] = (),
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """Repair every failure unit of the newest run of each task under ``run_dir``.
+
+    Args:
+        run_dir: an lm-eval output directory recorded with a failtrace backend.
+        output: the profile table to write (CSV or Parquet), with rescue columns.
+        config: operators, attempts, trials, seed.
+        model_args: override the recorded model arguments (e.g. a moved checkpoint path).
+        include_path: folders of task YAMLs besides the bundled ones.
+        progress: called with one-line progress messages.
+
+    Returns:
+        The written table.
+    """
+    from lm_failtrace.record.tasks import TaskScorer
+
+    config = config or RepairConfig()
+    config.check()
+    output = Path(output)
+    table = build_profiles(run_dir).frame
+    if table["model"].nunique() > 1:
+        raise InputError(
+            "repair one model at a time: this directory holds runs of "
+            + ", ".join(sorted(table["model"].unique())),
+            path=run_dir,
+        )
+    runs = find_runs(run_dir)
+    checkpoint = Checkpoint(
+        output.with_name(output.name + ".partial.jsonl"),
+        {"config": asdict(config), "runs": sorted(str(r.files.get("samples")) for r in runs)},
+    )
+    total = len(table)
+    results: dict[tuple[str, str], dict[str, float]] = dict(checkpoint.done)
+    for run in runs:
+        backend, args = _model_config(run)
+        args = {**args, **(model_args or {})}
+        units = set(table.loc[table["task"] == run.task, "problem_id"].astype(str))
+        todo = {u for u in units if (run.task, u) not in results}
+        if not todo:
+            continue
+        generator = attempt_generator(backend, args)
+        steering = [op for op in config.operators if OPERATORS[op].needs_ancestor]
+        if steering and not generator.steers:
+            raise InputError(
+                f"operators {', '.join(steering)} steer toward the ancestor: record with "
+                "failtrace-hf and ancestor=PATH, pass --model-args ancestor=PATH, or choose "
+                "black-box operators (retry, budget, temp_shift)",
+                column="--operators",
+            )
+        scorer = TaskScorer(run.task, include_path)
+        for unit in _unit_docs(run, todo):
+            result = repair_unit(unit, generator, scorer, config)
+            checkpoint.add(run.task, unit.problem_id, result)
+            results[(run.task, unit.problem_id)] = result
+            if progress:
+                progress(f"repair: {len(results)}/{total} units")
+    columns = [c for op in config.operators for c in (op, f"{op}_tokens")]
+    keys = list(zip(table["task"].astype(str), table["problem_id"].astype(str), strict=True))
+    missing = [k for k in keys if k not in results]
+    if missing:
+        raise InputError(
+            f"no samples-log line for {len(missing)} failure unit(s), e.g. {missing[0]}"
+        )
+    extra = pd.DataFrame([results[k] for k in keys], columns=columns)
+    out = pd.concat([table.reset_index(drop=True), extra], axis=1)
+    write_profiles(out, output)
+    checkpoint.path.unlink()
+    return out
