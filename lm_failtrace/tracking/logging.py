@@ -239,10 +239,12 @@ def log_failure_landscape(
     inp = load_input(source, config.schema, tasks=tasks, cells=cells, lm_eval_run=lm_eval_run)
     version_text = code_version()
     digest = content_hash(inp.table, config, version_text)
+    experiment = registry.experiment_name(model_name)
+    # Before anything is created (an external model too): overrides an ambient MLFLOW_EXPERIMENT_ID.
+    mlflow.set_experiment(experiment)
     resolved = registry.resolve_model_version(client, model_name, model_version, checkpoint)
     mv = resolved.version
     router_name = registry.router_name(model_name)
-    experiment = registry.experiment_name(model_name)
     result = LogResult(uri, experiment, model_name, str(mv.version), router_name, "", "", digest)
     done = registry.find_logged(client, model_name, mv, digest)
     if done is not None:
@@ -268,7 +270,6 @@ def log_failure_landscape(
     started: list[str] = []
     router_version = router_model_id = None
     old_tags: dict[str, str | None] | None = None
-    mlflow.set_experiment(experiment)
     try:
         with mlflow.start_run(run_name=f"{model_name} v{mv.version}", tags=run_tags) as run:
             started.append(run.info.run_id)

@@ -65,7 +65,7 @@ def test_evaluator_plugin_logs_landscape_on_the_model(mlflow_server, sft4b_csv) 
     expected = np.mean([(4 - (i % 3 + 1)) / 4 for i in range(len(profiles))])
     assert result.metrics["gsm8k.pass_at_1"] == pytest.approx(expected)
     assert result.metrics["gsm8k.n_units"] == len(profiles)
-    client = MlflowClient(mlflow_server)
+    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
     logged = {m.key: m.value for m in client.get_logged_model(model.model_id).metrics}
     assert logged["gsm8k.pass_at_1"] == pytest.approx(expected)
     assert "gsm8k.honest.all_failures.paper_rule.ci_high" in logged

@@ -37,7 +37,7 @@ def test_log_promote_status_and_load_router_by_alias(mlflow_server, sft4b_csv, f
     assert again["reused"] is True
     assert (again["router_version"], again["run_id"]) == (first["router_version"], first["run_id"])
 
-    client = MlflowClient(mlflow_server)
+    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
     assert len(client.search_model_versions("name = 'sft4b-router'")) == 1
     assert len(client.search_model_versions("name = 'sft4b'")) == 1
     mv = client.get_model_version("sft4b", "1")
@@ -120,7 +120,7 @@ def test_failure_mid_logging_leaves_nothing_dangling(
 ) -> None:
     source = cell_csv(tmp_path / "p.csv", "sft0p6b|gsm8k")
     config = AnalysisConfig(n_repeats=2)
-    client = MlflowClient(mlflow_server)
+    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
 
     def broken(*args, **kwargs):
         raise RuntimeError("injected failure while logging the router")
@@ -202,7 +202,8 @@ def test_local_sqlite_default_with_two_concurrent_loggers(cell_csv, tmp_path: Pa
     for proc, (out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err
         assert json.loads(out)["tracking_uri"] == f"sqlite:///{work / 'mlflow.db'}"
-    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    db = f"sqlite:///{work / 'mlflow.db'}"
+    client = MlflowClient(db, registry_uri=db)
     for name in sources:
         (rv,) = client.search_model_versions(f"name = '{name}-router'")
         assert rv.tags[registry.TAG_SOURCE_NAME] == name
