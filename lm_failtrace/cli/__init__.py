@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "tasks-path": "lm_failtrace.cli.tasks:tasks_path",
     "eval": "lm_failtrace.cli.eval:eval_command",
     "repair": "lm_failtrace.cli.repair:repair",
+    "demo": "lm_failtrace.cli.demo:demo",
 }
 
 

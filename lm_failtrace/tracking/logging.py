@@ -56,6 +56,8 @@ class LogResult:
     input_hash: str
     reused: bool = False
     task_runs: dict[str, str] = field(default_factory=dict)
+    #: the analysis document, when this call computed it (None when ``reused``)
+    analysis: dict[str, Any] | None = None
 
 
 def _run_params(inp: LandscapeInput, config: AnalysisConfig, version: str) -> dict[str, str]:
@@ -261,6 +263,7 @@ def log_failure_landscape(
         "input sha256": digest,
     }
     landscape = compute_landscape(inp.table, config, title=title, context=context, progress=say)
+    result.analysis = landscape.analysis
 
     run_tags = {
         registry.TAG_HASH: digest,

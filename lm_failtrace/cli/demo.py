@@ -1,0 +1,57 @@
+"""``failtrace demo``: the whole pipeline on the bundled tiny pair (no network, no GPU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from lm_failtrace.cli._common import echo_json, reports_input_errors
+
+
+@click.command("demo")
+@click.option(
+    "--workdir",
+    default="failtrace-demo",
+    show_default=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder for the run, the profile table and the MLflow database.",
+)
+@click.option(
+    "--per-level",
+    default=20,
+    show_default=True,
+    help="Problems per difficulty level (6 levels; at most 50).",
+)
+@click.option("--trials", default=4, show_default=True, help="Repair trials per unit/operator.")
+@click.option("--seed", default=1234, show_default=True, help="Base seed (recording and repair).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@reports_input_errors
+def demo(workdir: Path, per_level: int, trials: int, seed: int, as_json: bool) -> None:
+    """Run record -> repair -> analyze -> MLflow on the bundled tiny specialist/ancestor pair.
+
+    Records failtrace_arith rollouts through the real lm-eval CLI, measures every repair
+    operator on every failure unit, registers the specialist as an external model in a local
+    sqlite MLflow database (WORKDIR/mlflow.db) with its failure landscape, report and router,
+    aliases both `candidate`, and prints the command that opens the MLflow UI.
+    """
+    from lm_failtrace.demo import DemoConfig, run_demo
+
+    config = DemoConfig(workdir=workdir, per_level=per_level, trials=trials, seed=seed)
+    summary = run_demo(config, lambda msg: click.echo(msg, err=True))
+    if as_json:
+        echo_json(summary)
+        return
+    click.echo("")
+    if summary["regimes"]:
+        mix = ", ".join(f"{k} {v}" for k, v in summary["regimes"].items())
+        click.echo(f"failure units by regime: {mix}")
+        click.echo(f"router policy (cross-validated selection): {summary['selected_policy']}")
+        for verdict in summary["verdicts"]:
+            click.echo(f"  - {verdict}")
+    click.echo(f"registered   {summary['model']}  (alias {summary['alias']['alias']})")
+    click.echo(f"router       {summary['router']}  (alias {summary['alias']['alias']})")
+    click.echo(f"profiles     {summary['profiles']}")
+    click.echo(f"MLflow run   {summary['run_id']}  in {summary['tracking_uri']}")
+    click.echo("open the MLflow UI on this database with:")
+    click.echo(f"  {summary['ui_command']}")
