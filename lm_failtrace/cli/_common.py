@@ -53,3 +53,78 @@ def to_jsonable(value: Any) -> Any:
 def echo_json(document: Any) -> None:
     """Print one strict JSON document on stdout."""
     click.echo(json.dumps(to_jsonable(document), indent=2, allow_nan=False))
+
+
+def analysis_options(func: F) -> F:
+    """The analysis settings shared by every command that analyses (analyze, log).
+
+    The decorated command receives one ``config`` argument (an :class:`AnalysisConfig`,
+    already checked) instead of the individual options.
+    """
+    options = [
+        click.option(
+            "--features",
+            multiple=True,
+            help="Routing feature columns, comma-separated or repeated; presets: logit "
+            "(default), outcome.",
+        ),
+        click.option(
+            "--operators",
+            multiple=True,
+            help="Operator rescue-rate columns (must include retry); default: the paper's five.",
+        ),
+        click.option(
+            "--map",
+            "routes",
+            multiple=True,
+            metavar="FEATURE=OPERATOR",
+            help="Route a feature to an operator in the paper rule (adds to / overrides the "
+            "defaults).",
+        ),
+        click.option("--fallback", default=None, help="Operator when no z-score is positive."),
+        click.option("--folds", default=5, show_default=True, type=click.IntRange(min=2)),
+        click.option("--repeats", default=10, show_default=True, type=click.IntRange(min=1)),
+        click.option(
+            "--seed", default=0, show_default=True, type=int, help="Seed of folds and clustering."
+        ),
+    ]
+
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any,
+        features: tuple[str, ...],
+        operators: tuple[str, ...],
+        routes: tuple[str, ...],
+        fallback: str | None,
+        folds: int,
+        repeats: int,
+        seed: int,
+        **kwargs: Any,
+    ) -> Any:
+        from dataclasses import replace
+
+        from lm_failtrace.analysis import DEFAULT_MAPPING, AnalysisConfig
+        from lm_failtrace.profiles import ProfileSchema
+
+        schema = ProfileSchema.from_options(features or None, operators or None)
+        mapping = dict(DEFAULT_MAPPING)
+        for item in routes:
+            feature, sep, operator = item.partition("=")
+            if not sep or not feature.strip() or not operator.strip():
+                raise click.BadParameter(f"{item!r} is not FEATURE=OPERATOR", param_hint="--map")
+            mapping[feature.strip()] = operator.strip()
+        config = AnalysisConfig(
+            features=schema.features,
+            operators=schema.operators,
+            mapping=mapping,
+            n_folds=folds,
+            n_repeats=repeats,
+            random_state=seed,
+        )
+        if fallback is not None:
+            config = replace(config, fallback=fallback)
+        return func(*args, config=config.check(), **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper  # type: ignore[return-value]

@@ -3,38 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from lm_failtrace.cli._common import echo_json, reports_input_errors
+from lm_failtrace.cli._common import analysis_options, echo_json, reports_input_errors
+
+if TYPE_CHECKING:
+    from lm_failtrace.analysis import AnalysisConfig
 
 
 @click.command()
 @click.argument("profiles", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--cell", help="Analyse only this cell (model|task).")
-@click.option(
-    "--features",
-    multiple=True,
-    help="Routing feature columns, comma-separated or repeated; presets: logit (default), outcome.",
-)
-@click.option(
-    "--operators",
-    multiple=True,
-    help="Operator rescue-rate columns (must include retry); default: the paper's five.",
-)
-@click.option(
-    "--map",
-    "routes",
-    multiple=True,
-    metavar="FEATURE=OPERATOR",
-    help="Route a feature to an operator in the paper rule (adds to / overrides the defaults).",
-)
-@click.option("--fallback", default=None, help="Operator when no z-score is positive.")
-@click.option("--folds", default=5, show_default=True, type=click.IntRange(min=2))
-@click.option("--repeats", default=10, show_default=True, type=click.IntRange(min=1))
-@click.option(
-    "--seed", default=0, show_default=True, type=int, help="Seed of folds and clustering."
-)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
 @click.option(
     "--plot",
@@ -42,18 +23,13 @@ from lm_failtrace.cli._common import echo_json, reports_input_errors
     help="Write PNG figures (routing map per cell, regime mix) into this folder.",
 )
 @reports_input_errors
+@analysis_options
 def analyze(
     profiles: Path,
     cell: str | None,
-    features: tuple[str, ...],
-    operators: tuple[str, ...],
-    routes: tuple[str, ...],
-    fallback: str | None,
-    folds: int,
-    repeats: int,
-    seed: int,
     as_json: bool,
     plot: Path | None,
+    config: AnalysisConfig,
 ) -> None:
     """Regimes, routing and honest evaluation of a failure-profile table.
 
@@ -65,30 +41,9 @@ def analyze(
 
     Example: failtrace analyze profiles.csv --cell 'sft0p6b|gsm8k' --plot figures/
     """
-    from dataclasses import replace
-
-    from lm_failtrace.analysis import DEFAULT_MAPPING, AnalysisConfig, routing_map
     from lm_failtrace.analysis import analyze as run_analysis
-    from lm_failtrace.profiles import ProfileSchema, read_profiles
-
-    schema = ProfileSchema.from_options(features or None, operators or None)
-    mapping = dict(DEFAULT_MAPPING)
-    for item in routes:
-        feature, sep, operator = item.partition("=")
-        if not sep or not feature.strip() or not operator.strip():
-            raise click.BadParameter(f"{item!r} is not FEATURE=OPERATOR", param_hint="--map")
-        mapping[feature.strip()] = operator.strip()
-    config = AnalysisConfig(
-        features=schema.features,
-        operators=schema.operators,
-        mapping=mapping,
-        n_folds=folds,
-        n_repeats=repeats,
-        random_state=seed,
-    )
-    if fallback is not None:
-        config = replace(config, fallback=fallback)
-    config.check()
+    from lm_failtrace.analysis import routing_map
+    from lm_failtrace.profiles import read_profiles
 
     def progress(message: str) -> None:
         click.echo(f"[analyze] {message}", err=True)

@@ -6,10 +6,14 @@ import contextlib
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from lm_failtrace.cli._common import echo_json, reports_input_errors
+from lm_failtrace.cli._common import analysis_options, echo_json, reports_input_errors
+
+if TYPE_CHECKING:
+    from lm_failtrace.analysis import AnalysisConfig
 
 
 @click.command()
@@ -25,13 +29,9 @@ from lm_failtrace.cli._common import echo_json, reports_input_errors
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="lm-eval run a profile table came from: its settings and pass@k are logged too.",
 )
-@click.option("--features", multiple=True, help="Feature columns or preset (logit, outcome).")
-@click.option("--operators", multiple=True, help="Operator rescue-rate columns (with retry).")
-@click.option("--folds", default=5, show_default=True, type=click.IntRange(min=2))
-@click.option("--repeats", default=10, show_default=True, type=click.IntRange(min=1))
-@click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print where everything went as JSON.")
 @reports_input_errors
+@analysis_options
 def log(
     source: Path,
     model_name: str,
@@ -41,12 +41,8 @@ def log(
     tasks: tuple[str, ...],
     cells: tuple[str, ...],
     lm_eval_run: Path | None,
-    features: tuple[str, ...],
-    operators: tuple[str, ...],
-    folds: int,
-    repeats: int,
-    seed: int,
     as_json: bool,
+    config: AnalysisConfig,
 ) -> None:
     """Log the failure landscape of one registered model version to MLflow.
 
@@ -59,18 +55,8 @@ def log(
 
     Example: failtrace log profiles.csv --model-name qwen-sft --checkpoint s3://ckpt/step-900
     """
-    from lm_failtrace.analysis import AnalysisConfig
-    from lm_failtrace.profiles import ProfileSchema
     from lm_failtrace.tracking import log_failure_landscape
 
-    schema = ProfileSchema.from_options(features or None, operators or None)
-    config = AnalysisConfig(
-        features=schema.features,
-        operators=schema.operators,
-        n_folds=folds,
-        n_repeats=repeats,
-        random_state=seed,
-    )
     # MLflow prints "View run ..." links on stdout; keep stdout for our own (JSON) output.
     with contextlib.redirect_stdout(sys.stderr):
         result = log_failure_landscape(

@@ -21,17 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lm_failtrace.profiles.build import PROFILE_COLUMNS
+
 #: Per-unit columns shown for sampled failed problems (those present in the table).
-OUTCOME_COLUMNS: tuple[str, ...] = (
-    "n_rollouts",
-    "n_failed_rollouts",
-    "pass_rate",
-    "answer_entropy",
-    "mode_share",
-    "truncation_rate",
-    "no_answer_rate",
-    "mean_generated_tokens",
-)
+OUTCOME_COLUMNS: tuple[str, ...] = tuple(c for c in PROFILE_COLUMNS if c != "max_generated_tokens")
 
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
