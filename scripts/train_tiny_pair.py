@@ -26,6 +26,8 @@ Usage: ``python scripts/train_tiny_pair.py --out DIR`` (writes ``DIR/ancestor`` 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import random
 import string
 import sys
@@ -39,6 +41,7 @@ from lm_failtrace.record import arith
 EOS, PAD, UNK = "<|endoftext|>", "<|pad|>", "<|unk|>"
 TRAIN_SEED = 7_041_2026
 TORCH_SEED = 1234
+_ANSWER_CUE = "\nAnswer:"  # end of the prompt (arith.PROMPT_TEMPLATE)
 
 
 @dataclass(frozen=True)
@@ -51,24 +54,51 @@ class Stage:
     levels: tuple[int, ...]
     keep_multiply: float  # probability of keeping a problem that contains a multiplication
     data_seed: int
+    completion_only: bool = False  # loss on the answer only (SFT), not on the prompt
 
 
-ANCESTOR = Stage(
-    "ancestor",
+PRETRAIN = Stage(
+    "pretrain",
     steps=700,
     lr=3e-3,
     levels=(1, 2, 3, 4, 5, 6),
     keep_multiply=1.0,
     data_seed=TRAIN_SEED,
 )
-SPECIALIST = Stage(
-    "specialist",
-    steps=400,
+# A second pre-training pass weighted toward short chains: at this size and budget, copying
+# operands and carrying digits are learnt far faster on short problems than on long ones.
+PRETRAIN_SHORT = Stage(
+    "pretrain-short",
+    steps=1000,
+    lr=2e-3,
+    levels=(1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 6),
+    keep_multiply=1.0,
+    data_seed=TRAIN_SEED + 2,
+)
+# Then answers only, weighted further toward short chains, where arithmetic is learnt fastest.
+PRETRAIN_ANSWERS = Stage(
+    "pretrain-answers",
+    steps=1200,
+    lr=2e-3,
+    levels=(1, 1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6),
+    keep_multiply=1.0,
+    data_seed=TRAIN_SEED + 3,
+    completion_only=True,
+)
+SFT = Stage(
+    "sft",
+    steps=600,
     lr=1e-3,
-    levels=(1, 2, 3, 4),
+    levels=(1, 2),
     keep_multiply=0.15,
     data_seed=TRAIN_SEED + 1,
+    completion_only=True,
 )
+#: Each model is the previous one trained further through these stages, in this order.
+RECIPE: dict[str, tuple[Stage, ...]] = {
+    "ancestor": (PRETRAIN, PRETRAIN_SHORT, PRETRAIN_ANSWERS),
+    "specialist": (SFT,),
+}
 BATCH_SIZE = 32
 
 
@@ -91,6 +121,19 @@ def build_tokenizer():
         clean_up_tokenization_spaces=False,
         model_max_length=1024,
     )
+
+
+def save_tokenizer(tokenizer, path: Path) -> None:
+    """Save ``tokenizer`` under the class name every transformers version knows.
+
+    transformers 5 records its generic ``TokenizersBackend``, which 4.x cannot load; the files
+    are otherwise those of a ``PreTrainedTokenizerFast``, so name that class instead.
+    """
+    tokenizer.save_pretrained(path)
+    config_path = Path(path) / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def build_model(vocab_size: int):
@@ -140,10 +183,16 @@ def training_batches(stage: Stage, exclude: frozenset[str], size: int) -> Iterat
         yield batch
 
 
-def encode(tokenizer, texts: list[str]) -> dict:
-    """Right-padded tensors; padding positions are masked out of the loss."""
+def encode(tokenizer, texts: list[str], completion_only: bool) -> dict:
+    """Right-padded tensors; padding (and, for SFT, prompt) positions are masked out of the loss.
+
+    The tokenizer is character-level, so a prompt of n characters is exactly n tokens.
+    """
     enc = tokenizer(texts, padding=True, return_tensors="pt")
     labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+    if completion_only:
+        for row, text in enumerate(texts):
+            labels[row, : text.index(_ANSWER_CUE) + len(_ANSWER_CUE)] = -100
     return {**enc, "labels": labels}
 
 
@@ -166,7 +215,7 @@ def train_stage(model, tokenizer, stage: Stage, exclude: frozenset[str]) -> None
     start = time.monotonic()
     stream = training_batches(stage, exclude, BATCH_SIZE)
     for step in range(stage.steps):
-        loss = model(**encode(tokenizer, next(stream))).loss
+        loss = model(**encode(tokenizer, next(stream), stage.completion_only)).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -186,7 +235,7 @@ def scaled(stage: Stage, steps: int | None) -> Stage:
     """``stage`` with its step count replaced (``--steps``), everything else unchanged."""
     if steps is None:
         return stage
-    return Stage(stage.name, steps, stage.lr, stage.levels, stage.keep_multiply, stage.data_seed)
+    return dataclasses.replace(stage, steps=steps)
 
 
 def train_pair(out: Path, steps: int | None = None) -> dict[str, Path]:
@@ -200,11 +249,12 @@ def train_pair(out: Path, steps: int | None = None) -> dict[str, Path]:
     exclude = evaluation_questions()
     model = build_model(len(tokenizer))
     paths = {}
-    for stage in (scaled(ANCESTOR, steps), scaled(SPECIALIST, steps)):
-        train_stage(model, tokenizer, stage, exclude)
-        paths[stage.name] = out / stage.name
-        model.save_pretrained(paths[stage.name])
-        tokenizer.save_pretrained(paths[stage.name])
+    for role, stages in RECIPE.items():
+        for stage in stages:
+            train_stage(model, tokenizer, scaled(stage, steps), exclude)
+        paths[role] = out / role
+        model.save_pretrained(paths[role])
+        save_tokenizer(tokenizer, paths[role])
     return paths
 
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from lm_failtrace.models import TINY_ROLES
+from lm_failtrace.models import TINY_ROLES, tiny_model_path
 from lm_failtrace.record import arith
 
 
@@ -33,6 +33,15 @@ def test_same_seed_same_weights(trainer, tmp_path):
         a = (tmp_path / "a" / role / "model.safetensors").read_bytes()
         assert a == (tmp_path / "b" / role / "model.safetensors").read_bytes(), role
         weights[role] = load_file(tmp_path / "a" / role / "model.safetensors")
+        # everything but the weights is exactly what is bundled (same tokenizer, same config)
+        for name in (
+            "config.json",
+            "generation_config.json",
+            "tokenizer.json",
+            "tokenizer_config.json",
+        ):
+            bundled = (tiny_model_path(role) / name).read_bytes()
+            assert (tmp_path / "a" / role / name).read_bytes() == bundled, (role, name)
     # the specialist stage really trained on top of the ancestor
     changed = [
         k for k in weights["ancestor"] if not weights["ancestor"][k].equal(weights["specialist"][k])
@@ -54,7 +63,7 @@ def test_bad_steps_is_a_usage_error(trainer, tmp_path):
 def test_training_problems_exclude_the_bundled_evaluation(trainer):
     exclude = trainer.evaluation_questions()
     assert exclude == {p["question"] for p in arith.generate()}
-    for stage in (trainer.ANCESTOR, trainer.SPECIALIST):
+    for stage in (s for stages in trainer.RECIPE.values() for s in stages):
         stream = trainer.training_batches(stage, exclude, trainer.BATCH_SIZE)
         seen_levels = set()
         for batch in itertools.islice(stream, 60):
