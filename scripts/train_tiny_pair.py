@@ -5,22 +5,22 @@ failures are of several kinds (method.md section 4), and a real ancestor it was 
 from, sharing its tokenizer exactly. Checked-in weights are small; this script is how they were
 made, so anyone can rebuild them byte for byte (same seed, one CPU thread -> same weights).
 
-Recipe (defaults):
+Recipe (defaults; batch 32, AdamW, warm-up then cosine decay in every stage, no dropout):
 
 1. Tokenizer: one token per character (printable ASCII and newline) plus ``<|endoftext|>``
    (eos) and ``<|pad|>``, built locally with ``tokenizers``; both models save the same files.
-2. Ancestor: GPT-2-style, 4 layers, width 128, trained from scratch on ``failtrace_arith``
-   problems of every level 1..6 and every operation ("pre-training").
-3. Specialist: the ancestor fine-tuned on a narrower slice (levels 1..4 only, and problems that
-   contain a multiplication kept with low probability), which makes it better on the common
-   add/subtract chains and worse where multiplication matters: the slice where steering toward the
-   ancestor helps. Long level-6 solutions overrun a 96-token budget; the hardest stay beyond reach.
+2. Ancestor: GPT-2 architecture, 4 layers, width 128, 4 heads (0.9M parameters), trained from
+   scratch on every level 1..6 and operation, then on a mix weighted toward short chains, then on
+   answers only (loss on the solution, not the prompt): ``RECIPE["ancestor"]``.
+3. Specialist: the ancestor fine-tuned on answers of levels 1..2 only, with problems containing a
+   multiplication kept with probability 0.15 (``SFT``): clearly better on short add/subtract
+   chains, and over-fit away from what the ancestor still knows elsewhere.
 
 Training problems come from ``lm_failtrace.record.arith.make_problem`` with a seed of their own,
 and every question of the bundled evaluation set (``arith.generate()``) is excluded.
 
 Usage: ``python scripts/train_tiny_pair.py --out DIR`` (writes ``DIR/ancestor`` and
-``DIR/specialist``); ``--steps N`` scales both stages down for quick checks.
+``DIR/specialist``); ``--steps N`` runs every stage for N steps, for quick checks.
 """
 
 from __future__ import annotations
