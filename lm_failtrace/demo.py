@@ -14,7 +14,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lm_failtrace.analysis import AnalysisConfig
@@ -42,7 +42,7 @@ class DemoConfig:
     """
 
     workdir: Path
-    per_level: int = 20
+    per_level: int = 12
     trials: int = 4
     attempts: int = 3
     seed: int = 1234
@@ -103,6 +103,7 @@ def run_demo(config: DemoConfig, say: Callable[[str], None]) -> dict:
     from lm_failtrace.repair.runner import RepairConfig, repair_run
     from lm_failtrace.tracking import log_failure_landscape, promote
 
+    config = replace(config, workdir=config.workdir.resolve())
     config.workdir.mkdir(parents=True, exist_ok=True)
     say(f"[1/4] recording {config.per_level * len(LEVELS)} problems x 16 rollouts with lm-eval")
     runs = record(config, say)

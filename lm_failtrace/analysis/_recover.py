@@ -11,12 +11,34 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from lm_failtrace.analysis._config import AnalysisConfig
+
+
+class _LogisticOrConstant(ClassifierMixin, BaseEstimator):
+    """Standardize + logistic regression; predicts the only class of a one-class training fold.
+
+    Small cells with a rare class get training folds without it (unstratified folds); a plain
+    logistic regression would fail there instead of making the obvious prediction.
+    """
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> _LogisticOrConstant:
+        self.classes_ = np.unique(y)
+        self.model_ = None
+        if len(self.classes_) > 1:
+            self.model_ = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+            self.model_.fit(X, y)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        if self.model_ is None:
+            return np.full(len(X), self.classes_[0])
+        return self.model_.predict(X)
 
 
 def cv_accuracy(X: np.ndarray, labels: np.ndarray, config: AnalysisConfig) -> dict:
@@ -40,8 +62,9 @@ def cv_accuracy(X: np.ndarray, labels: np.ndarray, config: AnalysisConfig) -> di
         cv = RepeatedKFold(
             n_splits=n_splits, n_repeats=config.n_repeats, random_state=config.random_state
         )
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-    scores = cross_val_score(model, X, labels.astype(str), cv=cv, scoring="accuracy")
+    scores = cross_val_score(
+        _LogisticOrConstant(), X, labels.astype(str), cv=cv, scoring="accuracy", error_score="raise"
+    )
     return {
         **base,
         "accuracy_mean": float(scores.mean()),

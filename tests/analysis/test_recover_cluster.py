@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from lm_failtrace.analysis import analyze
 from lm_failtrace.profiles import validate_profiles
@@ -63,3 +64,20 @@ def test_single_model_skips_identification(synthetic, fast):
     frame = synthetic.frame[synthetic.frame["model"] == "m1"]
     doc = analyze(validate_profiles(frame), fast)
     assert "skipped" in doc["pooled"]["model_identification"]
+
+
+def test_recoverability_survives_training_folds_with_one_class() -> None:
+    """A rare class absent from some training folds: predicted constant, not a failed fit."""
+    import warnings
+
+    from lm_failtrace.analysis import AnalysisConfig
+    from lm_failtrace.analysis._recover import cv_accuracy
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(12, 2))
+    labels = np.array(["beyond_reach"] * 11 + ["resample"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = cv_accuracy(X, labels, AnalysisConfig(n_repeats=3))
+    assert np.isfinite(out["accuracy_mean"])
+    assert out["majority_rate"] == pytest.approx(11 / 12)

@@ -1,0 +1,61 @@
+"""``failtrace demo`` end to end on the bundled pair (a small slice, so CI stays fast)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+FAILTRACE = Path(sys.executable).with_name("failtrace")
+
+
+def test_demo_registers_the_specialist_its_landscape_and_a_loadable_router(tmp_path: Path) -> None:
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run(
+        [str(FAILTRACE), "demo", "--per-level", "2", "--trials", "2", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    workdir = tmp_path / "failtrace-demo"
+    assert summary["workdir"] == str(workdir.resolve())
+    assert summary["tracking_uri"] == f"sqlite:///{workdir.resolve() / 'mlflow.db'}"
+    assert summary["ui_command"] == f"mlflow ui --backend-store-uri {summary['tracking_uri']}"
+    assert "[1/4]" in done.stderr and "[4/4]" in done.stderr  # progress is shown
+    assert sum(summary["regimes"].values()) > 0
+
+    # In a fresh process: the registry holds the specialist (external model) and its router,
+    # both aliased `candidate`, the run has report.html, and the router routes by alias.
+    check = f"""
+import json, mlflow, pandas as pd
+from mlflow import MlflowClient
+mlflow.set_tracking_uri({summary["tracking_uri"]!r})
+client = MlflowClient()
+mv = client.get_model_version_by_alias("failtrace-demo-specialist", "candidate")
+rv = client.get_model_version_by_alias("failtrace-demo-specialist-router", "candidate")
+arts = [a.path for a in client.list_artifacts(mv.tags["failtrace.run_id"])]
+router = mlflow.pyfunc.load_model("models:/failtrace-demo-specialist-router@candidate")
+profiles = pd.read_csv({summary["profiles"]!r})
+names = [c.name for c in router.metadata.signature.inputs.inputs if c.name != "task"]
+routes = router.predict(profiles[names])
+print(json.dumps({{"tags": mv.tags, "router_version": rv.version, "artifacts": arts,
+                  "routes": [str(r) for r in routes], "source": mv.source}}))
+"""
+    loaded = subprocess.run(
+        [sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    info = json.loads(loaded.stdout.strip().splitlines()[-1])
+    assert info["tags"]["failtrace.router_version"] == str(info["router_version"])
+    assert "report.html" in info["artifacts"]
+    assert info["source"].startswith("models:/m-")
+    operators = {"retry", "sparse_steer", "sparse_steer_random", "local_temp", "dense_steer",
+                 "budget", "temp_shift"}  # fmt: skip
+    assert info["routes"] and set(info["routes"]) <= operators
