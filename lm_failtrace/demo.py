@@ -42,7 +42,7 @@ class DemoConfig:
     """
 
     workdir: Path
-    per_level: int = 12
+    per_level: int = 10
     trials: int = 4
     attempts: int = 3
     seed: int = 1234

@@ -106,16 +106,25 @@ def summarize(held: dict[str, HeldOut] | None, config: AnalysisConfig) -> dict:
     return out
 
 
+#: Tie-break order of policy selection: no intervention, one fixed operator, a feature rule, a
+#: fitted router.
+SIMPLEST_FIRST: tuple[str, ...] = ("retry", "best_fixed", "paper_rule", "ridge_router")
+
+
 def select_policy(held: dict[str, HeldOut] | None, config: AnalysisConfig) -> dict:
     """The deployable policy with the best held-out rescue, with paired margins.
 
     Margins are paired per-unit differences (averaged over repeats) with the same t interval; a
-    margin whose interval contains 0 is not evidence that the selected policy is better.
+    margin whose interval contains 0 is not evidence that the selected policy is better. Equal
+    means go to the simpler policy (:data:`SIMPLEST_FIRST`): nothing is deployed for a tie.
     """
     if held is None:
         return {"skipped": "fewer than 2 units"}
     means = {name: float(np.nanmean(held[name].rescue)) for name in config.policies}
-    ranked = sorted(means, key=lambda k: (-means[k], config.policies.index(k)))
+    def simplicity(name: str) -> int:
+        return SIMPLEST_FIRST.index(name) if name in SIMPLEST_FIRST else len(SIMPLEST_FIRST)
+
+    ranked = sorted(means, key=lambda k: (-round(means[k], 12), simplicity(k)))
     selected = ranked[0]
 
     def margin(other: str) -> dict:

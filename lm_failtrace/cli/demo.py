@@ -19,7 +19,7 @@ from lm_failtrace.cli._common import echo_json, reports_input_errors
 )
 @click.option(
     "--per-level",
-    default=12,
+    default=10,
     show_default=True,
     help="Problems per difficulty level (6 levels; at most 50).",
 )

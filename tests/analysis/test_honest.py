@@ -164,3 +164,22 @@ def test_config_errors_name_the_argument(synthetic):
         analyze(synthetic, AnalysisConfig(policies=("magic",)))
     with pytest.raises(InputError, match="unknown cell"):
         analyze(synthetic, cell="nope")
+
+
+def test_equal_rescue_selects_the_simplest_policy() -> None:
+    """Nothing is deployed for a tie: retry over a fixed operator over a rule over a router."""
+    from lm_failtrace.analysis import AnalysisConfig
+    from lm_failtrace.analysis._honest import select_policy
+
+    class Held:
+        def __init__(self, values):
+            self.rescue = np.array(values, dtype=float)
+
+        def per_unit(self):
+            return self.rescue
+
+    same = [0.5, 0.25, 0.75]
+    held = {p: Held(same) for p in ("paper_rule", "best_fixed", "retry", "ridge_router")}
+    assert select_policy(held, AnalysisConfig())["selected"] == "retry"
+    held["retry"] = Held([0.0, 0.0, 0.0])
+    assert select_policy(held, AnalysisConfig())["selected"] == "best_fixed"
