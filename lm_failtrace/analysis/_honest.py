@@ -121,6 +121,7 @@ def select_policy(held: dict[str, HeldOut] | None, config: AnalysisConfig) -> di
     if held is None:
         return {"skipped": "fewer than 2 units"}
     means = {name: float(np.nanmean(held[name].rescue)) for name in config.policies}
+
     def simplicity(name: str) -> int:
         return SIMPLEST_FIRST.index(name) if name in SIMPLEST_FIRST else len(SIMPLEST_FIRST)
 
