@@ -14,13 +14,20 @@ Recipe (defaults; batch 32, AdamW, warm-up then cosine decay in every stage, no 
    answers only (loss on the solution, not the prompt): ``RECIPE["ancestor"]``.
 3. Specialist: the ancestor fine-tuned on answers of levels 1..2 only, with problems containing a
    multiplication kept with probability 0.15 (``SFT``): clearly better on short add/subtract
-   chains, and over-fit away from what the ancestor still knows elsewhere.
+   chains, and over-fit away from what the ancestor still knows elsewhere; then a short style
+   round (``VERBOSE``) on levels 1..3 in which most level-2/3 answers (20% of level-1 ones) open
+   with a restatement of the question (``VERBOSE_STYLE``). That side effect of post-training is
+   what makes some failures truncations: a verbose level-2 answer is 118..138 characters, a
+   level-3 one 142..172, against the task's 128-token budget, and the ``budget`` operator (4x)
+   lets them finish.
 
 Training problems come from ``lm_failtrace.record.arith.make_problem`` with a seed of their own,
 and every question of the bundled evaluation set (``arith.generate()``) is excluded.
 
 Usage: ``python scripts/train_tiny_pair.py --out DIR`` (writes ``DIR/ancestor`` and
-``DIR/specialist``); ``--steps N`` runs every stage for N steps, for quick checks.
+``DIR/specialist``); ``--steps N`` runs every stage for N steps, for quick checks;
+``--ancestor lm_failtrace/models/tiny/ancestor`` skips the ancestor's stages (about 25 minutes)
+and post-trains the specialist from the bundled ancestor, which gives the same specialist.
 """
 
 from __future__ import annotations
@@ -42,6 +49,11 @@ EOS, PAD, UNK = "<|endoftext|>", "<|pad|>", "<|unk|>"
 TRAIN_SEED = 7_041_2026
 TORCH_SEED = 1234
 _ANSWER_CUE = "\nAnswer:"  # end of the prompt (arith.PROMPT_TEMPLATE)
+#: The specialist's post-training side effect: a preamble that restates the question (a copy task,
+#: easy for attention) before the usual steps. It stretches a level-1..3 solution from 18..59 to
+#: about 90..165 characters, across the task's 128-token budget: some verbose answers finish,
+#: others are cut before "####" and only a larger budget (the ``budget`` operator) completes them.
+VERBOSE_STYLE = " Let me restate: {question} Now let me work it out step by step: {solution}"
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,11 @@ class Stage:
     keep_multiply: float  # probability of keeping a problem that contains a multiplication
     data_seed: int
     completion_only: bool = False  # loss on the answer only (SFT), not on the prompt
+    # (level, probability) pairs: how often a solution of that level is written VERBOSE_STYLE
+    verbose: tuple[tuple[int, float], ...] = ()
+
+    def verbose_probability(self, level: int) -> float:
+        return dict(self.verbose).get(level, 0.0)
 
 
 PRETRAIN = Stage(
@@ -94,10 +111,24 @@ SFT = Stage(
     data_seed=TRAIN_SEED + 1,
     completion_only=True,
 )
+# Then a short style round that leaves the specialist verbose (a post-training side effect): most
+# level-2/3 answers, and some level-1 ones, open with VERBOSE_STYLE's restatement. Mixing the
+# verbose data into SFT instead dilutes the arithmetic tokens' share of the loss and roughly
+# halves level-1/2 accuracy; a separate short round keeps most of it.
+VERBOSE = Stage(
+    "verbose",
+    steps=300,
+    lr=1e-3,
+    levels=(1, 1, 2, 2, 3),
+    keep_multiply=0.15,
+    data_seed=TRAIN_SEED + 4,
+    completion_only=True,
+    verbose=((1, 0.2), (2, 0.7), (3, 0.7)),
+)
 #: Each model is the previous one trained further through these stages, in this order.
 RECIPE: dict[str, tuple[Stage, ...]] = {
     "ancestor": (PRETRAIN, PRETRAIN_SHORT, PRETRAIN_ANSWERS),
-    "specialist": (SFT,),
+    "specialist": (SFT, VERBOSE),
 }
 BATCH_SIZE = 32
 
@@ -179,8 +210,20 @@ def training_batches(stage: Stage, exclude: frozenset[str], size: int) -> Iterat
             if "Multiply" in problem["question"] and rng.random() >= stage.keep_multiply:
                 continue
             prompt = arith.PROMPT_TEMPLATE.format(question=problem["question"])
-            batch.append(f"{prompt} {problem['solution']}\n{EOS}")
+            batch.append(f"{prompt}{_answer(stage, problem, rng)}\n{EOS}")
         yield batch
+
+
+def _answer(stage: Stage, problem: dict, rng: random.Random) -> str:
+    """The continuation trained on: the plain solution, or (sometimes) its verbose form.
+
+    The coin is only drawn where the stage has a verbose probability, so stages without one
+    see exactly the stream they always did.
+    """
+    verbose = stage.verbose_probability(problem["level"])
+    if verbose > 0 and rng.random() < verbose:
+        return VERBOSE_STYLE.format(**problem)
+    return f" {problem['solution']}"
 
 
 def encode(tokenizer, texts: list[str], completion_only: bool) -> dict:
@@ -238,8 +281,15 @@ def scaled(stage: Stage, steps: int | None) -> Stage:
     return dataclasses.replace(stage, steps=steps)
 
 
-def train_pair(out: Path, steps: int | None = None) -> dict[str, Path]:
-    """Train ancestor then specialist; save both (with the shared tokenizer) under ``out``."""
+def train_pair(
+    out: Path, steps: int | None = None, ancestor: Path | None = None
+) -> dict[str, Path]:
+    """Train ancestor then specialist; save both (with the shared tokenizer) under ``out``.
+
+    With ``ancestor`` (a saved ancestor, e.g. the bundled one), its stages are skipped and the
+    specialist is post-trained from those weights: training consumes no random numbers (no
+    dropout) and saving is exact, so this gives the same specialist as the full run.
+    """
     import torch
 
     torch.set_num_threads(1)
@@ -250,6 +300,11 @@ def train_pair(out: Path, steps: int | None = None) -> dict[str, Path]:
     model = build_model(len(tokenizer))
     paths = {}
     for role, stages in RECIPE.items():
+        if role == "ancestor" and ancestor is not None:
+            from transformers import GPT2LMHeadModel
+
+            model = GPT2LMHeadModel.from_pretrained(ancestor).eval()
+            stages = ()
         for stage in stages:
             train_stage(model, tokenizer, scaled(stage, steps), exclude)
         paths[role] = out / role
@@ -264,11 +319,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--steps", type=int, default=None, help="steps per stage (default: the recipe's)"
     )
+    parser.add_argument(
+        "--ancestor",
+        type=Path,
+        default=None,
+        help="start from this saved ancestor instead of training one (only the specialist trains)",
+    )
     args = parser.parse_args(argv)
     if args.steps is not None and args.steps < 1:
         parser.error("--steps must be at least 1")
     start = time.monotonic()
-    paths = train_pair(args.out, args.steps)
+    paths = train_pair(args.out, args.steps, args.ancestor)
     print(
         f"wrote {', '.join(str(p) for p in paths.values())} in {time.monotonic() - start:.0f}s",
         file=sys.stderr,

@@ -12,9 +12,9 @@ from lm_failtrace.models import TINY_ROLES, tiny_model_path
 from lm_failtrace.record import arith
 
 
-def _train(trainer, out, steps: int) -> None:
+def _train(trainer, out, steps: int, *extra: str) -> None:
     subprocess.run(
-        [sys.executable, trainer.__file__, "--out", str(out), "--steps", str(steps)],
+        [sys.executable, trainer.__file__, "--out", str(out), "--steps", str(steps), *extra],
         check=True,
         capture_output=True,
         timeout=120,
@@ -47,6 +47,10 @@ def test_same_seed_same_weights(trainer, tmp_path):
         k for k in weights["ancestor"] if not weights["ancestor"][k].equal(weights["specialist"][k])
     ]
     assert changed
+    # post-training a saved ancestor (--ancestor) gives the full run's specialist, byte for byte
+    _train(trainer, tmp_path / "c", 3, "--ancestor", str(tmp_path / "a" / "ancestor"))
+    specialist = (tmp_path / "c" / "specialist" / "model.safetensors").read_bytes()
+    assert specialist == (tmp_path / "a" / "specialist" / "model.safetensors").read_bytes()
 
 
 def test_bad_steps_is_a_usage_error(trainer, tmp_path):
