@@ -42,11 +42,11 @@ class DemoConfig:
     """
 
     workdir: Path
-    per_level: int = 10
-    trials: int = 4
+    per_level: int = 8
+    trials: int = 3
     attempts: int = 3
     seed: int = 1234
-    cv_repeats: int = 10
+    cv_repeats: int = 5
 
     @property
     def tracking_uri(self) -> str:

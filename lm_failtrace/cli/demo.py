@@ -19,11 +19,11 @@ from lm_failtrace.cli._common import echo_json, reports_input_errors
 )
 @click.option(
     "--per-level",
-    default=10,
+    default=8,
     show_default=True,
     help="Problems per difficulty level (6 levels; at most 50).",
 )
-@click.option("--trials", default=4, show_default=True, help="Repair trials per unit/operator.")
+@click.option("--trials", default=3, show_default=True, help="Repair trials per unit/operator.")
 @click.option("--seed", default=1234, show_default=True, help="Base seed (recording and repair).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @reports_input_errors
