@@ -1,7 +1,7 @@
 """Each operator changes generation exactly where it should (method.md section 6).
 
-Specialist and ancestor are two tiny random-weight char-level GPT-2s on one tokenizer; with no
-stop strings rows run to the budget unless they sample ``<eos>``. Attempts share seeds across
+Specialist and ancestor are the bundled tiny pair (one tokenizer); with no stop strings rows run
+to the budget unless they sample ``<eos>``. Attempts share seeds across
 operators, so every steered row equals the plain row token for token up to its change.
 """
 
@@ -20,14 +20,15 @@ L = 40
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory, make_tiny_lm):
+def pair():
+    """The bundled tiny specialist and its ancestor."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from lm_failtrace.models import tiny_model_path
+
     torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("pair")
-    spec_dir = make_tiny_lm(root / "spec", seed=0)
-    anc_dir = make_tiny_lm(root / "anc", seed=1)
+    spec_dir, anc_dir = tiny_model_path("specialist"), tiny_model_path("ancestor")
     tok = AutoTokenizer.from_pretrained(spec_dir)
     spec = AutoModelForCausalLM.from_pretrained(spec_dir).eval()
     anc = AutoModelForCausalLM.from_pretrained(anc_dir).eval()
