@@ -13,6 +13,19 @@ from collections.abc import Sequence
 #: Stand-in answer for a rollout with no extractable answer: it counts as its own value.
 NO_ANSWER = "<no answer>"
 
+#: Per-unit values defined over the failed rollouts (NaN for a unit without a failure).
+FAILURE_COLUMNS: tuple[str, ...] = (
+    "answer_entropy",
+    "mode_share",
+    "truncation_rate",
+    "no_answer_rate",
+    "mean_generated_tokens",
+    "max_generated_tokens",
+)
+
+#: Every per-unit value :class:`OutcomeTally` produces, in profile-table order.
+UNIT_COLUMNS: tuple[str, ...] = ("n_rollouts", "n_failed_rollouts", "pass_rate", *FAILURE_COLUMNS)
+
 
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k of Chen et al. (2021), "Evaluating Large Language Models Trained on Code".
@@ -134,15 +147,7 @@ class OutcomeTally:
             "pass_rate": (n - n_failed) / n if n else math.nan,
         }
         if n_failed == 0 or self.answers is None:
-            for key in (
-                "answer_entropy",
-                "mode_share",
-                "truncation_rate",
-                "no_answer_rate",
-                "mean_generated_tokens",
-                "max_generated_tokens",
-            ):
-                out[key] = math.nan
+            out.update(dict.fromkeys(FAILURE_COLUMNS, math.nan))
             return out
         counts = self.answers
         if n_failed == 1:

@@ -18,23 +18,13 @@ from typing import Any
 import pandas as pd
 
 from lm_failtrace.errors import InputError
-from lm_failtrace.profiles._outcome import OutcomeTally
+from lm_failtrace.profiles._outcome import UNIT_COLUMNS, OutcomeTally
 from lm_failtrace.profiles._schema import ID_COLUMNS, LOGIT_FEATURES
 from lm_failtrace.profiles.readers import Source, discover
 from lm_failtrace.record.rollout import FINISH_REASONS
 
 #: Per-unit columns after the identifiers, in output order (logit columns follow when present).
-PROFILE_COLUMNS: tuple[str, ...] = (
-    "n_rollouts",
-    "n_failed_rollouts",
-    "pass_rate",
-    "answer_entropy",
-    "mode_share",
-    "truncation_rate",
-    "no_answer_rate",
-    "mean_generated_tokens",
-    "max_generated_tokens",
-)
+PROFILE_COLUMNS: tuple[str, ...] = UNIT_COLUMNS
 
 #: Repeat indices are 0-based positions among one problem's N samples; the bound keeps the
 #: per-problem bit set of seen repeats small (8 KiB at most) whatever a table claims.
