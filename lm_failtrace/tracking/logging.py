@@ -30,7 +30,7 @@ from lm_failtrace.tracking.inputs import LandscapeInput, code_version, content_h
 from lm_failtrace.tracking.landscape import Landscape, compute_landscape
 from lm_failtrace.tracking.metrics import cell_metrics, flat_params, metric_name, pooled_metrics
 from lm_failtrace.tracking.router_model import log_router
-from lm_failtrace.tracking.uri import resolve_tracking_uri, tracking_client
+from lm_failtrace.tracking.uri import resolve_tracking_uri, tracking_client, use_experiment
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -243,7 +243,7 @@ def log_failure_landscape(
     digest = content_hash(inp.table, config, version_text)
     experiment = registry.experiment_name(model_name)
     # Before anything is created (an external model too): overrides an ambient MLFLOW_EXPERIMENT_ID.
-    mlflow.set_experiment(experiment)
+    use_experiment(client, uri, experiment)
     resolved = registry.resolve_model_version(client, model_name, model_version, checkpoint)
     mv = resolved.version
     router_name = registry.router_name(model_name)

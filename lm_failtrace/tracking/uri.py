@@ -48,6 +48,27 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri[len(prefix) :])
 
 
+def use_experiment(client: MlflowClient, uri: str, name: str) -> None:
+    """Make ``name`` the active experiment, creating it if needed.
+
+    With a local sqlite database, a new experiment keeps its artifacts in ``mlartifacts/`` beside
+    the database file (MLflow's default is ``./mlruns`` in whatever directory the command ran
+    from), so the database and everything it points at move together.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    db = sqlite_path(uri)
+    if db is not None and client.get_experiment_by_name(name) is None:
+        location = (db.parent / "mlartifacts").resolve().as_uri()
+        try:
+            client.create_experiment(name, artifact_location=location)
+        except MlflowException:  # another process created it first
+            if client.get_experiment_by_name(name) is None:
+                raise
+    mlflow.set_experiment(name)
+
+
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
     """An exclusive advisory lock on ``path`` (created if missing), released on exit."""

@@ -30,6 +30,9 @@ def test_demo_registers_the_specialist_its_landscape_and_a_loadable_router(tmp_p
     assert summary["ui_command"] == f"mlflow ui --backend-store-uri {summary['tracking_uri']}"
     assert "[1/4]" in done.stderr and "[4/4]" in done.stderr  # progress is shown
     assert sum(summary["regimes"].values()) > 0
+    # everything the database points at lives beside it, nothing in the working directory
+    assert not (tmp_path / "mlruns").exists()
+    assert list((workdir / "mlartifacts").rglob("report.html"))
 
     # In a fresh process: the registry holds the specialist (external model) and its router,
     # both aliased `candidate`, the run has report.html, and the router routes by alias.

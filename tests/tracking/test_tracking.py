@@ -108,7 +108,8 @@ def test_log_promote_status_and_load_router_by_alias(mlflow_server, sft4b_csv, f
 
     params = json.loads(
         Path(mlflow.artifacts.download_artifacts(
-            f"models:/sft4b-router/{first['router_version']}", tracking_uri=mlflow_server
+            client.get_model_version_download_uri("sft4b-router", first["router_version"]),
+            tracking_uri=mlflow_server,
         ), "artifacts", "router_params.json").read_text()
     )  # fmt: skip
     assert routes == list(load_router(params).predict(features))
