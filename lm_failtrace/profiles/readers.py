@@ -321,13 +321,20 @@ def _name_from_model_args(args: Any) -> str | None:
 
     Only that one value is read, so secrets among the model arguments never reach our output.
     """
-    if isinstance(args, dict):
-        for key in _MODEL_ARG_KEYS:
-            if args.get(key):
-                return str(args[key])
-    elif isinstance(args, str):
-        pairs = dict(part.split("=", 1) for part in args.split(",") if "=" in part)
-        for key in _MODEL_ARG_KEYS:
-            if pairs.get(key):
-                return pairs[key]
+    pairs = recorded_model_args(args)
+    for key in _MODEL_ARG_KEYS:
+        if pairs.get(key):
+            return str(pairs[key])
     return None
+
+
+def recorded_model_args(args: Any) -> dict[str, Any]:
+    """The model arguments lm-eval recorded in a results JSON: a dict, or its ``k=v,k=v`` string.
+
+    Parts without ``=`` are skipped (this reads what lm-eval wrote; it does not validate it).
+    """
+    if isinstance(args, dict):
+        return dict(args)
+    if isinstance(args, str):
+        return dict(part.split("=", 1) for part in args.split(",") if "=" in part)
+    return {}

@@ -27,7 +27,7 @@ import pandas as pd
 from lm_failtrace.errors import InputError
 from lm_failtrace.profiles import write_profiles
 from lm_failtrace.profiles.build import build_profiles
-from lm_failtrace.profiles.readers import SAMPLES_KEY, Run, find_runs
+from lm_failtrace.profiles.readers import SAMPLES_KEY, Run, find_runs, recorded_model_args
 from lm_failtrace.repair.generators import AttemptGenerator, attempt_generator
 from lm_failtrace.repair.operators import OPERATORS, UnitContext
 
@@ -91,9 +91,7 @@ def _model_config(run: Run) -> tuple[str, dict[str, Any]]:
         raise InputError(
             f"no run configuration in the results JSON: {exc}", path=run.results
         ) from None
-    args = config.get("model_args") or {}
-    if isinstance(args, str):
-        args = dict(part.split("=", 1) for part in args.split(",") if "=" in part)
+    args = recorded_model_args(config.get("model_args"))
     return str(config.get("model")), {k: v for k, v in args.items() if v != "<redacted>"}
 
 
