@@ -9,24 +9,18 @@ Public API (implementation modules are private and may move):
 """
 
 from lm_failtrace.analysis._analyze import analyze, published, regime_labels, routing_map
-from lm_failtrace.analysis._config import (
-    DEFAULT_FALLBACK,
-    DEFAULT_MAPPING,
-    TOLERANCE,
-    AnalysisConfig,
-)
+from lm_failtrace.analysis._config import AnalysisConfig
+from lm_failtrace.analysis._defaults import DEFAULT_FALLBACK, DEFAULT_MAPPING, TOLERANCE
 from lm_failtrace.analysis._deploy import ROUTER_FORMAT, DeployedRouter, fit_router, load_router
 from lm_failtrace.analysis._policies import (
-    POLICIES,
     BestFixed,
     FixedOperator,
     RidgeRouter,
-    make_policy,
     policy_from_params,
     policy_to_params,
-    register_policy,
 )
 from lm_failtrace.analysis._regimes import REGIMES, RegimeLabeler
+from lm_failtrace.analysis._registry import POLICIES, make_policy, register_policy
 from lm_failtrace.analysis._rule import PaperRule, route_batch
 
 __all__ = [

@@ -14,8 +14,8 @@ from lm_failtrace.analysis._honest import HeldOut, cross_fit, select_policy, sum
 from lm_failtrace.analysis._published import published_by_cell
 from lm_failtrace.analysis._recover import cv_accuracy
 from lm_failtrace.analysis._regimes import RegimeLabeler, regime_summaries, regime_summary
-from lm_failtrace.analysis._rule import PaperRule
 from lm_failtrace.analysis._threads import single_threaded
+from lm_failtrace.formatting import format_number
 from lm_failtrace.profiles import ProfileTable
 
 Progress = Callable[[str], None]
@@ -56,10 +56,6 @@ def _pool(parts: list[dict]) -> dict:
     return out
 
 
-def _fmt(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
-
-
 def _verdicts(name: str, section: dict) -> list[str]:
     """Plain-language conclusions; the routed rule failing to beat best-fixed is always said."""
     out = []
@@ -70,26 +66,26 @@ def _verdicts(name: str, section: dict) -> list[str]:
         if rule <= fixed:
             out.append(
                 f"{name}: the paper's routing rule does NOT beat the cross-validated best fixed "
-                f"operator on held-out failures (rescue {_fmt(rule)} vs {_fmt(fixed)}); do not "
-                "deploy it here."
+                f"operator on held-out failures (rescue {format_number(rule)} vs "
+                f"{format_number(fixed)}); do not deploy it here."
             )
         else:
             out.append(
                 f"{name}: the paper's routing rule beats the cross-validated best fixed operator "
-                f"on held-out failures ({_fmt(rule)} vs {_fmt(fixed)})."
+                f"on held-out failures ({format_number(rule)} vs {format_number(fixed)})."
             )
     if "selected" in selection:
         margin = selection.get("margin_over_best_fixed")
         text = (
             f"{name}: best policy by cross-validated rescue is {selection['selected']} "
-            f"({_fmt(selection['mean'])})"
+            f"({format_number(selection['mean'])})"
         )
         if margin is not None:
             low = margin["ci_low"]
             doubt = "" if low is not None and low > 0 else ": not distinguishable from best fixed"
             text += (
-                f", {margin['mean']:+.3f} over best fixed (95% CI {_fmt(low)} to "
-                f"{_fmt(margin['ci_high'])}){doubt}"
+                f", {margin['mean']:+.3f} over best fixed (95% CI {format_number(low)} to "
+                f"{format_number(margin['ci_high'])}){doubt}"
             )
         out.append(text + ".")
     published = section.get("published", {})
@@ -214,7 +210,7 @@ def routing_map(table: ProfileTable, config: AnalysisConfig | None = None) -> pd
     parts = []
     for name in pd.unique(units.cell):
         part = units.subset(units.cell == name)
-        rule = PaperRule(tuple(config.features), config.routing_map, config.fallback).fit(part.X)
+        rule = config.paper_rule().fit(part.X)
         frame = pd.DataFrame(
             rule.decision_function(part.X), columns=[f"z_{f}" for f in config.features]
         )

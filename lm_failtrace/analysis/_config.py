@@ -8,37 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from types import MappingProxyType
 
+from lm_failtrace.analysis._defaults import (
+    DEFAULT_FALLBACK,
+    DEFAULT_MAPPING,
+    DEFAULT_POLICIES,
+    RETRY,
+)
+from lm_failtrace.analysis._registry import POLICIES
+from lm_failtrace.analysis._rule import PaperRule
 from lm_failtrace.errors import InputError
 from lm_failtrace.profiles import LOGIT_FEATURES, PAPER_OPERATORS, ProfileSchema
-
-#: The paper's feature -> operator mapping (method.md section 5), logit and outcome features.
-DEFAULT_MAPPING: Mapping[str, str] = MappingProxyType(
-    {
-        "spread": "dense_steer",
-        "concentration": "sparse_steer",
-        "logit_dispersion": "local_temp",
-        "answer_entropy": "retry",
-        "mode_share": "sparse_steer",
-        "truncation_rate": "budget",
-    }
-)
-
-#: Operator chosen when every routing z-score is <= 0 (method.md section 5).
-DEFAULT_FALLBACK = "sparse_steer_random"
-
-#: Absolute tolerance of threshold and tie comparisons (regime thresholds, z-score ties and the
-#: z > 0 test of the routing rule): rescue-rate differences such as 0.15 - 0.10 are
-#: 0.04999999999999999 in binary floating point, and z-scores that are equal on paper differ in the
-#: last bits depending on summation order. 1e-9 is far below any meaningful difference.
-TOLERANCE = 1e-9
-
-#: The operator regimes are measured against (method.md section 4).
-RETRY = "retry"
-
-#: Policies compared by the honest protocol (names in :data:`lm_failtrace.analysis.POLICIES`).
-DEFAULT_POLICIES: tuple[str, ...] = ("paper_rule", "best_fixed", "retry", "ridge_router")
 
 
 @dataclass(frozen=True)
@@ -86,10 +66,12 @@ class AnalysisConfig:
         """The profile-table schema these columns imply (for :func:`read_profiles`)."""
         return ProfileSchema(features=tuple(self.features), operators=tuple(self.operators))
 
+    def paper_rule(self) -> PaperRule:
+        """The paper's routing rule (unfitted) on this configuration's features and mapping."""
+        return PaperRule(tuple(self.features), self.routing_map, self.fallback)
+
     def check(self) -> AnalysisConfig:
         """Raise :class:`InputError` naming the argument when the configuration is inconsistent."""
-        from lm_failtrace.analysis._policies import POLICIES
-
         mapping = DEFAULT_MAPPING if self.mapping is None else self.mapping
         if not self.features:
             raise InputError("no feature columns configured (--features)")

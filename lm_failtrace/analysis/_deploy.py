@@ -13,7 +13,8 @@ import pandas as pd
 from lm_failtrace.analysis._config import AnalysisConfig
 from lm_failtrace.analysis._data import unit_arrays
 from lm_failtrace.analysis._honest import HeldOut, cross_fit, select_policy
-from lm_failtrace.analysis._policies import make_policy, policy_from_params, policy_to_params
+from lm_failtrace.analysis._policies import policy_from_params, policy_to_params
+from lm_failtrace.analysis._registry import make_policy
 from lm_failtrace.analysis._threads import single_threaded
 from lm_failtrace.errors import InputError
 from lm_failtrace.profiles import ProfileTable

@@ -22,7 +22,7 @@ from sklearn.model_selection import RepeatedKFold
 
 from lm_failtrace.analysis._config import AnalysisConfig
 from lm_failtrace.analysis._data import UnitArrays, take
-from lm_failtrace.analysis._policies import make_policy
+from lm_failtrace.analysis._registry import make_policy
 from lm_failtrace.analysis._stats import mean_ci
 
 #: Name of the per-unit best operator in hindsight: the ceiling, not a deployable policy.

@@ -10,7 +10,7 @@ A new policy is one factory decorated with :func:`register_policy`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,37 +18,14 @@ from sklearn.base import BaseEstimator
 from sklearn.linear_model import RidgeCV
 from sklearn.utils.validation import check_is_fitted
 
-from lm_failtrace.analysis._config import RETRY, AnalysisConfig
+from lm_failtrace.analysis._config import AnalysisConfig
+from lm_failtrace.analysis._defaults import RETRY
 from lm_failtrace.analysis._features import feature_matrix, standardize, zscore
+from lm_failtrace.analysis._registry import register_policy
 from lm_failtrace.analysis._rule import PaperRule
 from lm_failtrace.errors import InputError
+from lm_failtrace.formatting import to_jsonable
 from lm_failtrace.profiles import LOGIT_FEATURES, PAPER_OPERATORS
-
-#: policy name -> factory building the (unfitted) estimator from a configuration.
-POLICIES: dict[str, Callable[[AnalysisConfig], BaseEstimator]] = {}
-
-
-def register_policy(
-    name: str,
-) -> Callable[
-    [Callable[[AnalysisConfig], BaseEstimator]], Callable[[AnalysisConfig], BaseEstimator]
-]:
-    """Register a policy factory under ``name`` (used by --policies and the honest protocol)."""
-
-    def decorate(
-        factory: Callable[[AnalysisConfig], BaseEstimator],
-    ) -> Callable[[AnalysisConfig], BaseEstimator]:
-        POLICIES[name] = factory
-        return factory
-
-    return decorate
-
-
-def make_policy(name: str, config: AnalysisConfig) -> BaseEstimator:
-    """A fresh, unfitted estimator for policy ``name``."""
-    if name not in POLICIES:
-        raise InputError(f"unknown policy {name!r} (known: {', '.join(POLICIES)})")
-    return POLICIES[name](config)
 
 
 def _rates(R: pd.DataFrame | np.ndarray, operators: Sequence[str]) -> np.ndarray:
@@ -192,7 +169,7 @@ class RidgeRouter(BaseEstimator):
 
 @register_policy("paper_rule")
 def _paper_rule(config: AnalysisConfig) -> PaperRule:
-    return PaperRule(tuple(config.features), config.routing_map, config.fallback)
+    return config.paper_rule()
 
 
 @register_policy("best_fixed")
@@ -215,25 +192,13 @@ _ESTIMATORS: dict[str, type[BaseEstimator]] = {
 }
 
 
-def _plain(value: object) -> object:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple):
-        return list(value)
-    if isinstance(value, dict):
-        return dict(value)
-    return value
-
-
 def policy_to_params(estimator: BaseEstimator) -> dict:
     """JSON-able description of a fitted policy: class, constructor params and learned state."""
     check_is_fitted(estimator)
     return {
         "estimator": type(estimator).__name__,
-        "params": {k: _plain(v) for k, v in estimator.get_params().items()},
-        "state": {k: _plain(getattr(estimator, k)) for k in type(estimator)._state},
+        "params": {k: to_jsonable(v) for k, v in estimator.get_params().items()},
+        "state": {k: to_jsonable(getattr(estimator, k)) for k in type(estimator)._state},
     }
 
 

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 
 from lm_failtrace.analysis._config import AnalysisConfig
-from lm_failtrace.analysis._rule import PaperRule
 
 
 def _route(X: np.ndarray, R: np.ndarray, config: AnalysisConfig) -> tuple[np.ndarray, ...]:
@@ -25,7 +24,7 @@ def _route(X: np.ndarray, R: np.ndarray, config: AnalysisConfig) -> tuple[np.nda
     """
     if len(X) == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, bool), np.empty(0), R
-    rule = PaperRule(tuple(config.features), config.routing_map, config.fallback).fit(X)
+    rule = config.paper_rule().fit(X)
     choice = rule.route_index(X)
     column = pd.Index(list(config.operators)).get_indexer(rule.targets_)[choice]
     return column, choice == rule.n_features_in_, R[np.arange(len(R)), column], R

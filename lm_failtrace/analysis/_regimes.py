@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from lm_failtrace.analysis._config import RETRY, TOLERANCE
+from lm_failtrace.analysis._defaults import RETRY, TOLERANCE
 from lm_failtrace.errors import InputError
 from lm_failtrace.profiles import PAPER_OPERATORS
 

@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from lm_failtrace.analysis._config import DEFAULT_FALLBACK, DEFAULT_MAPPING, TOLERANCE
+from lm_failtrace.analysis._defaults import DEFAULT_FALLBACK, DEFAULT_MAPPING, TOLERANCE
 from lm_failtrace.analysis._features import feature_matrix, standardize, zscore
 from lm_failtrace.errors import InputError
 from lm_failtrace.profiles import LOGIT_FEATURES

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
-import numpy as np
 
 from lm_failtrace.errors import InputError
+from lm_failtrace.formatting import to_jsonable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,21 +32,6 @@ def reports_input_errors(func: F) -> F:
             raise InputErrorExit(exc.format()) from exc
 
     return wrapper  # type: ignore[return-value]
-
-
-def to_jsonable(value: Any) -> Any:
-    """Convert numpy scalars/arrays and non-finite floats (-> null) for strict JSON."""
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [to_jsonable(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def echo_json(document: Any) -> None:

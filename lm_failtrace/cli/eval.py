@@ -112,7 +112,8 @@ def run_eval(args: list[str]) -> int:
     from lm_eval.utils import setup_logging
 
     from lm_failtrace.record import backends, secrets
-    from lm_failtrace.record.sidecar import samples_files, write_sidecars
+    from lm_failtrace.record.sidecar import write_sidecars
+    from lm_failtrace.rollouts import samples_files
 
     backends.register()
     if not args or any(a in ("-h", "--help") for a in args):

@@ -116,24 +116,21 @@ def _echo_summary(summary: dict[str, Any]) -> None:
         f"{summary['rollouts']:,} rollouts, {summary['problems']:,} problems, "
         f"{summary['failure_units']:,} failure units in {len(summary['cells'])} cell(s){where}"
     )
+    from lm_failtrace.report.tables import text_table
+
     header = ["cell", "problems", "N", "pass@1", "failure_units", *SUMMARY_MEANS]
     rows = [
         [
             c["cell"],
-            str(c["problems"]),
-            str(c["repeats"]),
-            _fmt(c["pass_at_1"]),
-            str(c["failure_units"]),
-            *(_fmt(c[col]) for col in SUMMARY_MEANS),
+            c["problems"],
+            c["repeats"],
+            c["pass_at_1"],
+            c["failure_units"],
+            *(c[col] for col in SUMMARY_MEANS),
         ]
         for c in summary["cells"]
     ]
-    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
-    for row in (header, *rows):
-        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    click.echo(text_table(header, rows))
     if summary["cells"]:
         click.echo("(feature columns are means over each cell's failure units)")
 
-
-def _fmt(value: float) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f}"

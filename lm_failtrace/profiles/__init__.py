@@ -1,7 +1,6 @@
 """Failure-profile tables: the one data type between recording and analysis."""
 
 from lm_failtrace.profiles._io import ProfileTable, read_profiles, validate_profiles, write_profiles
-from lm_failtrace.profiles._outcome import NO_ANSWER, outcome_features, pass_at_k
 from lm_failtrace.profiles._schema import (
     ALL_OPERATORS,
     FEATURE_PRESETS,
@@ -19,14 +18,11 @@ __all__ = [
     "FEATURE_PRESETS",
     "ID_COLUMNS",
     "LOGIT_FEATURES",
-    "NO_ANSWER",
     "OPTIONAL_COLUMNS",
     "OUTCOME_FEATURES",
     "PAPER_OPERATORS",
     "ProfileSchema",
     "ProfileTable",
-    "outcome_features",
-    "pass_at_k",
     "read_profiles",
     "resolve_features",
     "validate_profiles",

@@ -1,7 +1,7 @@
 """Rollouts -> failure-profile table: the body of ``failtrace profile``.
 
-Rollouts are streamed (:mod:`lm_failtrace.profiles.readers`) into one small running summary per
-(model, task, problem): an :class:`~lm_failtrace.profiles._outcome.OutcomeTally` (answer counts
+Rollouts are streamed (:mod:`lm_failtrace.rollouts`) into one small running summary per
+(model, task, problem): an :class:`~lm_failtrace.rollouts.OutcomeTally` (answer counts
 of failed rollouts, finish reasons, token counts) plus sums of the per-rollout logit aggregates.
 Memory grows with the number of problems, never with the number or length of rollouts.
 """
@@ -18,10 +18,8 @@ from typing import Any
 import pandas as pd
 
 from lm_failtrace.errors import InputError
-from lm_failtrace.profiles._outcome import UNIT_COLUMNS, OutcomeTally
 from lm_failtrace.profiles._schema import ID_COLUMNS, LOGIT_FEATURES
-from lm_failtrace.profiles.readers import Source, discover
-from lm_failtrace.record.rollout import FINISH_REASONS
+from lm_failtrace.rollouts import FINISH_REASONS, UNIT_COLUMNS, OutcomeTally, Source, discover
 
 #: Per-unit columns after the identifiers, in output order (logit columns follow when present).
 PROFILE_COLUMNS: tuple[str, ...] = UNIT_COLUMNS
@@ -96,14 +94,14 @@ def build_profiles(
 
     Args:
         path: an lm-eval output directory, a samples log, a side-car or a generic rollout table
-            (see :func:`lm_failtrace.profiles.readers.discover`).
+            (see :func:`lm_failtrace.rollouts.discover`).
         all_runs: in a directory, read every run of each task, not only the newest; the runs'
             rollouts are pooled per problem (repeat indices are checked within each file).
         progress: called with a one-line message now and then (the CLI prints it on stderr).
 
     Returns:
         The table: identifiers (``cell`` = ``model|task``), the columns of
-        :data:`PROFILE_COLUMNS` from :class:`~lm_failtrace.profiles._outcome.OutcomeTally`,
+        :data:`PROFILE_COLUMNS` from :class:`~lm_failtrace.rollouts.OutcomeTally`,
         and ``spread``/``concentration``/``logit_dispersion`` (mean over the unit's failed
         rollouts; NaN unless every failed rollout has the value) when any rollout carries them.
 

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from lm_failtrace.profiles.readers import SAMPLES_KEY, discover
+from lm_failtrace.rollouts import SAMPLES_KEY, discover, sidecar_path
 
 #: Side-car columns, in order. Unknown values are ``null``.
 SIDECAR_COLUMNS: tuple[str, ...] = (
@@ -36,25 +36,6 @@ SIDECAR_COLUMNS: tuple[str, ...] = (
 )
 #: Per-rollout logit aggregates (method.md section 2), written when a backend recorded them.
 LOGIT_COLUMNS: tuple[str, ...] = ("spread", "concentration", "logit_dispersion")
-
-SAMPLES_PREFIX = "samples_"
-SIDECAR_PREFIX = "rollouts_"
-
-
-def samples_files(output_path: str | Path) -> dict[Path, int]:
-    """Every samples log under lm-eval's ``--output_path`` with its modification time (ns)."""
-    root = Path(output_path)
-    if root.suffix == ".json":  # lm-eval then writes the samples beside that file
-        root = root.parent
-    if not root.is_dir():
-        return {}
-    return {p: p.stat().st_mtime_ns for p in root.rglob(f"{SAMPLES_PREFIX}*.jsonl")}
-
-
-def sidecar_path(samples: Path) -> Path:
-    """``.../samples_<task>_<ts>.jsonl`` -> ``.../rollouts_<task>_<ts>.jsonl``."""
-    return samples.with_name(SIDECAR_PREFIX + samples.name[len(SAMPLES_PREFIX) :])
-
 
 def _is_failtrace_log(samples: Path) -> bool:
     """Whether the log's first line lists rollouts (stock lm-eval tasks do not)."""

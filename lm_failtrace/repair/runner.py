@@ -27,9 +27,9 @@ import pandas as pd
 from lm_failtrace.errors import InputError
 from lm_failtrace.profiles import write_profiles
 from lm_failtrace.profiles.build import build_profiles
-from lm_failtrace.profiles.readers import SAMPLES_KEY, Run, find_runs, recorded_model_args
 from lm_failtrace.repair.generators import AttemptGenerator, attempt_generator
 from lm_failtrace.repair.operators import OPERATORS, UnitContext
+from lm_failtrace.rollouts import SAMPLES_KEY, Run, find_runs, recorded_model_args
 
 #: The operators run by default: the paper's five and our two black-box ones.
 DEFAULT_OPERATORS: tuple[str, ...] = tuple(OPERATORS)

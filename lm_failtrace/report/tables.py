@@ -5,19 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lm_failtrace.analysis import REGIMES
-
-
-def _num(value: object, digits: int = 3) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+from lm_failtrace.formatting import format_number
 
 
 def text_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """Left-aligned first column, right-aligned others, widths fitted to the content."""
-    cells = [[str(h) for h in headers], *[[_num(v) for v in row] for row in rows]]
+    cells = [[str(h) for h in headers], *[[format_number(v) for v in row] for row in rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
 
     def line(row: list[str]) -> str:
@@ -34,7 +27,7 @@ def _interval(row: dict | None) -> str:
     if not row or row.get("mean") is None:
         return "n/a"
     if row.get("ci_low") is None:
-        return _num(row["mean"])
+        return format_number(row["mean"])
     return f"{row['mean']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
 
 
@@ -108,7 +101,7 @@ def _section(title: str, section: dict, config: dict) -> str:
         for key in ("margin_over_runner_up", "margin_over_best_fixed"):
             if key in sel:
                 m = sel[key]
-                low, high = _num(m["ci_low"]), _num(m["ci_high"])
+                low, high = format_number(m["ci_low"]), format_number(m["ci_high"])
                 text += f"; {m['mean']:+.3f} over {m['versus']} [{low}, {high}]"
         parts.append(text)
     parts.append(_accuracy("Regime recoverability", section["recoverability"]))

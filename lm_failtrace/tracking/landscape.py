@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_failtrace.analysis import AnalysisConfig, analyze, fit_router, routing_map
-from lm_failtrace.cli._common import to_jsonable
+from lm_failtrace.formatting import to_jsonable
 from lm_failtrace.profiles import ProfileTable
 from lm_failtrace.report.html import render_report
 from lm_failtrace.report.plots import write_figures

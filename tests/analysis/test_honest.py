@@ -19,8 +19,8 @@ from lm_failtrace.analysis import (
     policy_from_params,
     policy_to_params,
 )
-from lm_failtrace.cli._common import to_jsonable
 from lm_failtrace.errors import InputError
+from lm_failtrace.formatting import to_jsonable
 from lm_failtrace.profiles import PAPER_OPERATORS, validate_profiles
 
 

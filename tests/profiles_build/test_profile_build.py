@@ -24,9 +24,8 @@ from profile_fixtures import (
     write_run,
 )
 
-from lm_failtrace.profiles import NO_ANSWER, outcome_features
-from lm_failtrace.profiles._outcome import OutcomeTally
 from lm_failtrace.profiles.build import PROFILE_COLUMNS, build_profiles
+from lm_failtrace.rollouts import NO_ANSWER, OutcomeTally, outcome_features
 
 
 def assert_profile(frame: pd.DataFrame, expected: dict[tuple[str, str], dict[str, float]]) -> None:

@@ -26,13 +26,14 @@ def test_summary_text(sidecar: Path) -> None:
         "cell", "problems", "N", "pass@1", "failure_units", "answer_entropy", "mode_share",
         "truncation_rate", "no_answer_rate", "mean_generated_tokens",
     ]  # fmt: skip
+    assert set(lines[2]) == {"-", " "}  # the header's rule
     m_entropy = (EXPECTED[("m", "p0")]["answer_entropy"] + 0.75 + 0.0) / 3
-    assert lines[2].split() == [
+    assert lines[3].split() == [
         "m|t", "4", "4", "0.500", "3", f"{m_entropy:.3f}", f"{(2 / 3 + 0.5 + 1) / 3:.3f}",
         f"{(1 / 3 + 0.5 + 0) / 3:.3f}", f"{0.5 / 3:.3f}", f"{(62 / 3 + 35.5 + 5) / 3:.3f}",
     ]  # fmt: skip
     unknown = "n/a"  # m2's backend reported no finish reasons or token counts
-    assert lines[3].split() == [
+    assert lines[4].split() == [
         "m2|t",
         "1",
         "2",

@@ -25,9 +25,9 @@ import pytest
 from click.testing import CliRunner
 
 from lm_failtrace.cli import main
-from lm_failtrace.profiles import NO_ANSWER
 from lm_failtrace.profiles.build import build_profiles
 from lm_failtrace.record.backends.seeds import rollout_seed
+from lm_failtrace.rollouts import NO_ANSWER
 
 TASK = "failtrace_arith"
 LIMIT = 4

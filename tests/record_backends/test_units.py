@@ -14,7 +14,8 @@ from lm_failtrace.record import secrets
 from lm_failtrace.record.backends.generation import GenerationSettings, truncate_at_stop
 from lm_failtrace.record.backends.seeds import assign_repeats, rollout_seed
 from lm_failtrace.record.rollout_text import RolloutText, rollout_meta
-from lm_failtrace.record.sidecar import sidecar_path, write_sidecar
+from lm_failtrace.record.sidecar import write_sidecar
+from lm_failtrace.rollouts import sidecar_path
 
 
 def test_rollout_seed_is_the_documented_hash() -> None:

@@ -12,7 +12,7 @@ result is one dict per doc, which lm-eval expands into one logged metric per key
 - the unit's outcome features (method.md section 3, from
   :func:`lm_failtrace.profiles.outcome_features`),
 - ``failtrace_rollouts``: the N rollout records
-  (:class:`~lm_failtrace.record.rollout.RolloutRecord`).
+  (:class:`~lm_failtrace.rollouts.RolloutRecord`).
 
 Undefined values (a feature of a doc with no failed rollout, pass@k for k > N, an unknown token
 count) are ``None``, which lm-eval writes as JSON ``null`` and every JSON reader reads back as
@@ -26,8 +26,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from lm_failtrace.profiles import outcome_features, pass_at_k
 from lm_failtrace.record.tasks._record import ExtractedAnswer
+from lm_failtrace.rollouts import outcome_features, pass_at_k
 
 #: The k of pass@k reported besides N itself.
 PASS_AT_K = (1, 4)

@@ -18,9 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from lm_failtrace.errors import InputError
-from lm_failtrace.record.rollout import RolloutRecord
 from lm_failtrace.record.rollout_text import rollout_meta
 from lm_failtrace.record.tasks._answers import NO_MATCH
+from lm_failtrace.rollouts import RolloutRecord
 
 #: Metadata keys copied from the backend into each rollout record when present.
 _META_KEYS = ("seed", "generated_tokens", "finish_reason")

@@ -1,0 +1,37 @@
+"""Defaults and constants of the analysis (method.md sections 4 and 5), below every other module.
+
+Kept apart from :mod:`._config` so the estimators (:mod:`._rule`, :mod:`._regimes`) can use them
+without importing the configuration that builds those estimators.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+#: The paper's feature -> operator mapping (method.md section 5), logit and outcome features.
+DEFAULT_MAPPING: Mapping[str, str] = MappingProxyType(
+    {
+        "spread": "dense_steer",
+        "concentration": "sparse_steer",
+        "logit_dispersion": "local_temp",
+        "answer_entropy": "retry",
+        "mode_share": "sparse_steer",
+        "truncation_rate": "budget",
+    }
+)
+
+#: Operator chosen when every routing z-score is <= 0 (method.md section 5).
+DEFAULT_FALLBACK = "sparse_steer_random"
+
+#: Absolute tolerance of threshold and tie comparisons (regime thresholds, z-score ties and the
+#: z > 0 test of the routing rule): rescue-rate differences such as 0.15 - 0.10 are
+#: 0.04999999999999999 in binary floating point, and z-scores that are equal on paper differ in the
+#: last bits depending on summation order. 1e-9 is far below any meaningful difference.
+TOLERANCE = 1e-9
+
+#: The operator regimes are measured against (method.md section 4).
+RETRY = "retry"
+
+#: Policies compared by the honest protocol (names in :data:`lm_failtrace.analysis.POLICIES`).
+DEFAULT_POLICIES: tuple[str, ...] = ("paper_rule", "best_fixed", "retry", "ridge_router")

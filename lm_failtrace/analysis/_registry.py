@@ -1,0 +1,43 @@
+"""The policy registry: policy name -> factory of an unfitted estimator.
+
+Its own module so the configuration can check policy names without importing the policies (which
+need the configuration); :mod:`._policies` fills it with the built-in policies at import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from sklearn.base import BaseEstimator
+
+from lm_failtrace.errors import InputError
+
+if TYPE_CHECKING:
+    from lm_failtrace.analysis._config import AnalysisConfig
+
+#: policy name -> factory building the (unfitted) estimator from a configuration.
+POLICIES: dict[str, Callable[[AnalysisConfig], BaseEstimator]] = {}
+
+
+def register_policy(
+    name: str,
+) -> Callable[
+    [Callable[[AnalysisConfig], BaseEstimator]], Callable[[AnalysisConfig], BaseEstimator]
+]:
+    """Register a policy factory under ``name`` (used by --policies and the honest protocol)."""
+
+    def decorate(
+        factory: Callable[[AnalysisConfig], BaseEstimator],
+    ) -> Callable[[AnalysisConfig], BaseEstimator]:
+        POLICIES[name] = factory
+        return factory
+
+    return decorate
+
+
+def make_policy(name: str, config: AnalysisConfig) -> BaseEstimator:
+    """A fresh, unfitted estimator for policy ``name``."""
+    if name not in POLICIES:
+        raise InputError(f"unknown policy {name!r} (known: {', '.join(POLICIES)})")
+    return POLICIES[name](config)

@@ -1,0 +1,52 @@
+"""Rollouts: the row every stage shares, where lm-eval keeps it, and what a unit's rollouts say.
+
+The lowest layer of the pipeline (record -> profiles -> repair -> analysis -> report/tracking):
+
+- the rollout row (:class:`RolloutRecord`), the one data type recording emits;
+- the lm-eval run folder (:func:`find_runs`, :class:`Run`, samples/side-car/results files,
+  :func:`recorded_model_args`), written by recording and read by profiles, repair and tracking;
+- streaming readers of every input that holds rollouts (:func:`discover`, :class:`Source`);
+- the statistics of one unit's rollouts (:func:`pass_at_k`, :func:`outcome_features`), shared by
+  the lm-eval task's per-doc metrics and the profile table so the two can never disagree.
+"""
+
+from lm_failtrace.rollouts.outcome import (
+    FAILURE_COLUMNS,
+    NO_ANSWER,
+    UNIT_COLUMNS,
+    OutcomeTally,
+    outcome_features,
+    pass_at_k,
+)
+from lm_failtrace.rollouts.row import FINISH_REASONS, REQUIRED_KEYS, RolloutRecord
+from lm_failtrace.rollouts.runs import (
+    SAMPLES_KEY,
+    Run,
+    find_runs,
+    recorded_model_args,
+    run_model_name,
+    samples_files,
+    sidecar_path,
+)
+from lm_failtrace.rollouts.sources import Source, discover
+
+__all__ = [
+    "FAILURE_COLUMNS",
+    "FINISH_REASONS",
+    "NO_ANSWER",
+    "REQUIRED_KEYS",
+    "SAMPLES_KEY",
+    "UNIT_COLUMNS",
+    "OutcomeTally",
+    "RolloutRecord",
+    "Run",
+    "Source",
+    "discover",
+    "find_runs",
+    "outcome_features",
+    "pass_at_k",
+    "recorded_model_args",
+    "run_model_name",
+    "samples_files",
+    "sidecar_path",
+]

@@ -1,0 +1,160 @@
+"""The lm-eval run folder: where a run's samples log, side-car and results JSON live.
+
+lm-eval writes, under ``--output_path DIR``, one ``DIR/<model_name>/`` folder per model with
+``samples_<task>_<ts>.jsonl`` (with ``--log_samples``) and ``results_<ts>.json`` per run; our
+recording adds the side-car ``rollouts_<task>_<ts>.jsonl`` beside each samples log. Recording
+writes this layout, and profiles, repair and tracking read it: this module is the one place that
+knows it, so the stages above never parse lm-eval's file names themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lm_failtrace.errors import InputError
+
+#: The samples-log key under which failtrace tasks list a doc's rollouts.
+SAMPLES_KEY = "failtrace_rollouts"
+
+#: lm-eval's output files: ``<kind>_<task>_<timestamp>.<ext>``; the timestamp
+#: (``datetime.isoformat()`` with ``:`` replaced by ``-``) has no underscore, so the task is
+#: everything between the first and the last underscore.
+RUN_FILE = re.compile(
+    r"^(samples|rollouts)_(?P<task>.+)_(?P<ts>[^_]+)\.(?P<ext>jsonl|parquet|pq)$"
+)
+
+
+#: Model-argument keys lm-eval itself derives a model name from, in its order of preference.
+_MODEL_ARG_KEYS = ("peft", "delta", "pretrained", "model", "path", "engine")
+
+
+#: File name prefixes of lm-eval's samples log and of our side-car rollout table.
+SAMPLES_PREFIX = "samples_"
+SIDECAR_PREFIX = "rollouts_"
+
+
+def samples_files(output_path: str | Path) -> dict[Path, int]:
+    """Every samples log under lm-eval's ``--output_path`` with its modification time (ns)."""
+    root = Path(output_path)
+    if root.suffix == ".json":  # lm-eval then writes the samples beside that file
+        root = root.parent
+    if not root.is_dir():
+        return {}
+    return {p: p.stat().st_mtime_ns for p in root.rglob(f"{SAMPLES_PREFIX}*.jsonl")}
+
+
+def sidecar_path(samples: Path) -> Path:
+    """``.../samples_<task>_<ts>.jsonl`` -> ``.../rollouts_<task>_<ts>.jsonl``."""
+    return samples.with_name(SIDECAR_PREFIX + samples.name[len(SAMPLES_PREFIX) :])
+
+
+@dataclass(frozen=True)
+class Run:
+    """One lm-eval run of one task in one ``<model_name>`` folder.
+
+    Attributes:
+        folder: the ``<model_name>`` folder.
+        task: the task name.
+        timestamp: lm-eval's file timestamp.
+        files: ``"samples"`` and/or ``"rollouts"`` -> path.
+    """
+
+    folder: Path
+    task: str
+    timestamp: str
+    files: dict[str, Path]
+
+    @property
+    def results(self) -> Path:
+        """lm-eval's ``results_<timestamp>.json`` of this run (may be absent)."""
+        return self.folder / f"results_{self.timestamp}.json"
+
+
+def find_runs(path: str | Path, *, all_runs: bool = False) -> list[Run]:
+    """The runs in an lm-eval output directory, newest per (model folder, task) by default.
+
+    Raises:
+        InputError: the directory does not exist or holds no samples logs or side-cars.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError("no such file or directory", path=path)
+    model_dirs = [path] if _run_files(path) else sorted(d for d in path.iterdir() if d.is_dir())
+    runs = [run for d in model_dirs for run in _folder_runs(d, all_runs)]
+    if not runs:
+        raise InputError(
+            "no lm-eval samples here: expected samples_<task>_<timestamp>.jsonl (written by "
+            "lm-eval with --log_samples --output_path) or rollouts_<task>_<timestamp>.jsonl, in "
+            "this directory or in its <model_name> folders",
+            path=path,
+        )
+    return runs
+
+
+def _run_files(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.is_file() and RUN_FILE.match(p.name)]
+
+
+def _folder_runs(folder: Path, all_runs: bool) -> list[Run]:
+    """The chosen runs of each task in one ``<model_name>`` folder."""
+    runs: dict[str, dict[str, dict[str, Path]]] = {}  # task -> timestamp -> kind -> path
+    for p in _run_files(folder):
+        match = RUN_FILE.match(p.name)
+        assert match is not None
+        kinds = runs.setdefault(match["task"], {}).setdefault(match["ts"], {})
+        if match[1] == "samples" and match["ext"] != "jsonl":
+            continue
+        kinds[match[1]] = p
+    chosen = []
+    for task in sorted(runs):
+        stamps = sorted(runs[task])  # ISO timestamps sort chronologically
+        for ts in stamps if all_runs else stamps[-1:]:
+            if runs[task][ts]:
+                chosen.append(Run(folder, task, ts, runs[task][ts]))
+    return chosen
+
+
+def run_model_name(folder: Path, ts: str) -> str:
+    """The model a run folder holds: ``results_<ts>.json``'s model name, else the folder name."""
+    results = folder / f"results_{ts}.json"
+    if results.is_file():
+        try:
+            doc = json.loads(results.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise InputError(f"invalid JSON: {exc}", path=results) from None
+        name = doc.get("model_name") if isinstance(doc, dict) else None
+        if isinstance(name, str) and name:
+            return name
+        args = (doc.get("config") or {}).get("model_args") if isinstance(doc, dict) else None
+        found = _name_from_model_args(args)
+        if found:
+            return found
+    return folder.name
+
+
+def _name_from_model_args(args: Any) -> str | None:
+    """lm-eval's own rule: the first of peft/delta/pretrained/model/path/engine present.
+
+    Only that one value is read, so secrets among the model arguments never reach our output.
+    """
+    pairs = recorded_model_args(args)
+    for key in _MODEL_ARG_KEYS:
+        if pairs.get(key):
+            return str(pairs[key])
+    return None
+
+
+def recorded_model_args(args: Any) -> dict[str, Any]:
+    """The model arguments lm-eval recorded in a results JSON: a dict, or its ``k=v,k=v`` string.
+
+    Parts without ``=`` are skipped (this reads what lm-eval wrote; it does not validate it).
+    """
+    if isinstance(args, dict):
+        return dict(args)
+    if isinstance(args, str):
+        return dict(part.split("=", 1) for part in args.split(",") if "=" in part)
+    return {}
