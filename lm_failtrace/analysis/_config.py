@@ -71,33 +71,49 @@ class AnalysisConfig:
         return PaperRule(tuple(self.features), self.routing_map, self.fallback)
 
     def check(self) -> AnalysisConfig:
-        """Raise :class:`InputError` naming the argument when the configuration is inconsistent."""
-        mapping = DEFAULT_MAPPING if self.mapping is None else self.mapping
+        """Raise :class:`InputError` naming the parameter when the configuration is inconsistent."""
+        self._check_columns()
+        self._check_routing()
+        for name in self.policies:
+            if name not in POLICIES:
+                raise InputError(
+                    f"unknown policy {name!r} (known: {', '.join(POLICIES)})", parameter="policies"
+                )
+        if self.n_folds < 2:
+            raise InputError("cross-fitting needs at least 2 folds", parameter="n_folds")
+        if self.n_repeats < 1:
+            raise InputError("cross-fitting needs at least 1 repeat", parameter="n_repeats")
+        if not 0 < self.confidence < 1:
+            raise InputError("must lie strictly between 0 and 1", parameter="confidence")
+        return self
+
+    def _check_columns(self) -> None:
+        """Regimes compare every operator to retry; routing needs at least one feature."""
         if not self.features:
-            raise InputError("no feature columns configured (--features)")
+            raise InputError("no feature columns configured", parameter="features")
         if RETRY not in self.operators:
-            raise InputError(f"operators must include {RETRY!r} to label regimes (--operators)")
+            raise InputError(f"must include {RETRY!r} to label regimes", parameter="operators")
+
+    def _check_routing(self) -> None:
+        """Every feature routes to an operator that was measured, and so does the fallback."""
+        mapping = DEFAULT_MAPPING if self.mapping is None else self.mapping
         for feature in self.features:
             if feature not in mapping:
                 raise InputError(
                     f"feature {feature!r} has no operator in the routing mapping "
-                    f"(known: {', '.join(mapping)}); give one with --map {feature}=OPERATOR"
+                    f"(known: {', '.join(mapping)}); give one in `mapping` ({feature}=OPERATOR)",
+                    parameter="features",
                 )
             if mapping[feature] not in self.operators:
                 raise InputError(
                     f"feature {feature!r} routes to operator {mapping[feature]!r}, which is not "
-                    f"among the operators ({', '.join(self.operators)}); add it with --operators"
+                    f"among the operators ({', '.join(self.operators)}); add it to `operators`",
+                    parameter="features",
                 )
         if self.fallback not in self.operators:
-            raise InputError(f"fallback operator {self.fallback!r} is not among the operators")
-        for name in self.policies:
-            if name not in POLICIES:
-                raise InputError(f"unknown policy {name!r} (known: {', '.join(POLICIES)})")
-        if self.n_folds < 2 or self.n_repeats < 1:
-            raise InputError("cross-fitting needs n_folds >= 2 and n_repeats >= 1")
-        if not 0 < self.confidence < 1:
-            raise InputError("confidence must lie strictly between 0 and 1")
-        return self
+            raise InputError(
+                f"operator {self.fallback!r} is not among the operators", parameter="fallback"
+            )
 
     def to_dict(self) -> dict:
         """A JSON-able copy (the mapping is written out in full)."""

@@ -15,6 +15,36 @@ from lm_failtrace.formatting import to_jsonable
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: Library parameters whose flag is not ``--`` + the name with dashes (the one place the CLI's
+#: flags and the library's parameters meet).
+_FLAG_EXCEPTIONS: dict[str, str] = {
+    "n_folds": "--folds",
+    "n_repeats": "--repeats",
+    "random_state": "--seed",
+    "mapping": "--map",
+    "model_args": "--model-args",
+    "max_gen_toks": "--max-gen-toks",
+    "tasks": "--task",
+    "cells": "--cell",
+}
+
+#: Parameters the CLI exposes under their own name (``--`` + dashes); others are not flags.
+_FLAGS: frozenset[str] = frozenset(
+    {
+        "alias", "attempts", "checkpoint", "fallback", "features", "lm_eval_run", "model_name",
+        "model_version", "name", "operators", "policies", "repeats", "seed", "version",
+        "temperature", "tracking_uri", "trials",
+    }
+)  # fmt: skip
+
+
+def flag_name(parameter: str) -> str | None:
+    """The command-line flag of a library parameter, or ``None`` when the CLI has none."""
+    if parameter in _FLAG_EXCEPTIONS:
+        return _FLAG_EXCEPTIONS[parameter]
+    return "--" + parameter.replace("_", "-") if parameter in _FLAGS else None
+
+
 class InputErrorExit(click.ClickException):
     """Bad input: one line on stderr, exit code 2."""
 
@@ -22,14 +52,17 @@ class InputErrorExit(click.ClickException):
 
 
 def reports_input_errors(func: F) -> F:
-    """Turn :class:`InputError` raised by the library into a clean click error (exit 2)."""
+    """Turn :class:`InputError` raised by the library into a clean click error (exit 2).
+
+    The library names parameters (``operators``); the message names their flags (``--operators``).
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except InputError as exc:
-            raise InputErrorExit(exc.format()) from exc
+            raise InputErrorExit(exc.format(flag_name)) from exc
 
     return wrapper  # type: ignore[return-value]
 

@@ -35,7 +35,7 @@ def tiny_model_path(role: str) -> Path:
         InputError: for any other role.
     """
     if role not in TINY_ROLES:
-        raise InputError(f"role must be one of {', '.join(TINY_ROLES)}; got {role!r}")
+        raise InputError(f"must be one of {', '.join(TINY_ROLES)}; got {role!r}", parameter="role")
     return Path(str(files(__name__) / "tiny" / role))
 
 

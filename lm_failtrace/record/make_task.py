@@ -210,11 +210,11 @@ def write_variant(
     The file appears only once it parses as an lm-eval task config (no half-written output).
     """
     if repeats < 1:
-        raise InputError("repeats must be at least 1", column="--repeats")
+        raise InputError("repeats must be at least 1", parameter="repeats")
     if temperature < 0:
-        raise InputError("temperature must be >= 0", column="--temperature")
+        raise InputError("temperature must be >= 0", parameter="temperature")
     if max_gen_toks is not None and max_gen_toks < 1:
-        raise InputError("max_gen_toks must be at least 1", column="--max-gen-toks")
+        raise InputError("max_gen_toks must be at least 1", parameter="max_gen_toks")
     name = name or f"{base}_failtrace"
     yaml_path, raw = find_base_task(base, task_manager)
     document = variant_config(

@@ -58,14 +58,14 @@ class RepairConfig:
         if unknown:
             raise InputError(
                 f"unknown operator(s) {', '.join(unknown)}; known: {', '.join(OPERATORS)}",
-                column="--operators",
+                parameter="operators",
             )
         if "retry" not in self.operators:
             raise InputError(
-                "retry is required: regimes compare every operator to it", column="--operators"
+                "retry is required: regimes compare every operator to it", parameter="operators"
             )
         if self.attempts < 1 or self.trials < 1:
-            raise InputError("attempts and trials must be >= 1", column="--trials")
+            raise InputError("attempts and trials must be >= 1", parameter="trials")
 
 
 @dataclass
@@ -257,9 +257,9 @@ def repair_run(
         if steering and not generator.steers:
             raise InputError(
                 f"operators {', '.join(steering)} steer toward the ancestor: record with "
-                "failtrace-hf and ancestor=PATH, pass --model-args ancestor=PATH, or choose "
+                "failtrace-hf and ancestor=PATH, pass `model_args` ancestor=PATH, or choose "
                 "black-box operators (retry, budget, temp_shift)",
-                column="--operators",
+                parameter="operators",
             )
         scorer = TaskScorer(run.task, include_path)
         for unit in _unit_docs(run, todo):

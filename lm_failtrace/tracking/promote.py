@@ -23,7 +23,7 @@ def _check_alias(alias: str) -> None:
     if not _ALIAS.match(alias) or alias.lower() == "latest" or re.fullmatch(r"[vV]\d+", alias):
         raise InputError(
             f"invalid alias {alias!r}: use letters, digits, '_' or '-', not 'latest' or v<digits>",
-            column="--alias",
+            parameter="alias",
         )
 
 
@@ -31,7 +31,9 @@ def _linked_router(client, model_name: str, version: str) -> str:
     """The router version linked to ``model_name``/``version``, after checking both sides agree."""
     mv = registry.get_version(client, model_name, version)
     if mv is None:
-        raise InputError(f"registered model {model_name!r} has no version {version}")
+        raise InputError(
+            f"registered model {model_name!r} has no version {version}", parameter="version"
+        )
     router_version = mv.tags.get(registry.TAG_ROUTER_VERSION)
     if not router_version:
         raise InputError(
@@ -126,7 +128,7 @@ def status(model_name: str, *, tracking_uri: str | None = None) -> list[AliasSta
     model_aliases = _aliases(client, model_name)
     router_aliases = _aliases(client, rname)
     if model_aliases is None:
-        raise InputError(f"no registered model {model_name!r}", column="--model-name")
+        raise InputError(f"no registered model {model_name!r}", parameter="model_name")
     router_aliases = router_aliases or {}
     rows = []
     for alias in sorted(set(model_aliases) | set(router_aliases)):

@@ -118,19 +118,19 @@ def resolve_model_version(
                 raise InputError(
                     f"{name} version {version} was registered from "
                     f"{found.tags[TAG_CHECKPOINT]}, not {checkpoint}",
-                    column="--checkpoint",
+                    parameter="checkpoint",
                 )
             return ResolvedModel(found, created=False)
         if not checkpoint:
             raise InputError(
-                f"registered model {name!r} has no version {version}; pass --checkpoint URI to "
+                f"registered model {name!r} has no version {version}; pass `checkpoint` to "
                 "register the post-trained model as that version",
-                column="--model-version",
+                parameter="model_version",
             )
     elif not checkpoint:
         raise InputError(
-            "give --model-version (an existing version) or --checkpoint (to register one)",
-            column="--model-version",
+            "give `model_version` (an existing version) or `checkpoint` (to register one)",
+            parameter="model_version",
         )
     else:
         found = _find_by_checkpoint(client, name, checkpoint)
@@ -141,8 +141,8 @@ def resolve_model_version(
         client.delete_model_version(name, created.version)
         raise InputError(
             f"registering {checkpoint} would make it {name} version {created.version}, not "
-            f"{version} (MLflow numbers versions itself); omit --model-version",
-            column="--model-version",
+            f"{version} (MLflow numbers versions itself); omit `model_version`",
+            parameter="model_version",
         )
     print(f"registered {checkpoint} as {name} version {created.version}", file=sys.stderr)
     return ResolvedModel(created, created=True)

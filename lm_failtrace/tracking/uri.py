@@ -90,8 +90,8 @@ def _check_http(uri: str) -> None:
     except (OSError, urllib.error.URLError) as exc:
         raise InputError(
             f"cannot reach the MLflow tracking server at {uri} ({exc}); nothing was logged. "
-            "Start the server or pass another --tracking-uri.",
-            column="--tracking-uri",
+            "Start the server or pass another `tracking_uri`.",
+            parameter="tracking_uri",
         ) from exc
 
 
@@ -123,6 +123,6 @@ def tracking_client(uri: str) -> MlflowClient:
             client.search_registered_models(max_results=1)
     except Exception as exc:  # MLflow raises many types for a store it cannot open
         raise InputError(
-            f"cannot open the MLflow tracking store at {uri}: {exc}", column="--tracking-uri"
+            f"cannot open the MLflow tracking store at {uri}: {exc}", parameter="tracking_uri"
         ) from exc
     return client
