@@ -8,13 +8,19 @@ from typing import TYPE_CHECKING
 import click
 
 from lm_failtrace.cli._common import analysis_options, echo_json, reports_input_errors
+from lm_failtrace.datasets import EXAMPLES
 
 if TYPE_CHECKING:
     from lm_failtrace.analysis import AnalysisConfig
 
 
 @click.command()
-@click.argument("profiles", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("profiles", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--example",
+    type=click.Choice(sorted(EXAMPLES)),
+    help="Analyse a bundled table instead of PROFILES (paper: the paper's published data).",
+)
 @click.option("--cell", help="Analyse only this cell (model|task).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
 @click.option(
@@ -25,7 +31,8 @@ if TYPE_CHECKING:
 @reports_input_errors
 @analysis_options
 def analyze(
-    profiles: Path,
+    profiles: Path | None,
+    example: str | None,
     cell: str | None,
     as_json: bool,
     plot: Path | None,
@@ -33,14 +40,25 @@ def analyze(
 ) -> None:
     """Regimes, routing and honest evaluation of a failure-profile table.
 
-    PROFILES is a CSV or Parquet table with one row per failure unit (see the README). Prints,
-    per cell and pooled: regime counts; the paper's published protocol (Steerable-Hard units, best
+    PROFILES is a CSV or Parquet table with one row per failure unit (see the README); instead of
+    it, --example paper analyses the bundled data of the paper (4 of its 8 cells). Prints, per
+    cell and pooled: regime counts; the paper's published protocol (Steerable-Hard units, best
     fixed operator in hindsight); the honest protocol (repeated K-fold cross-fitting of the paper
     rule, the best fixed operator, retry and a fitted ridge router, with the oracle as ceiling);
     the selected policy; how well features recover the regime; and a clustering of the units.
 
-    Example: failtrace analyze profiles.csv --cell 'sft0p6b|gsm8k' --plot figures/
+    \b
+    Examples:
+      failtrace analyze profiles.csv --cell 'sft0p6b|gsm8k' --plot figures/
+      failtrace analyze --example paper    # the paper's reference numbers, one command
     """
+    if profiles is not None and example is not None:
+        raise click.UsageError("give PROFILES or --example, not both")
+    if profiles is None and example is None:
+        raise click.UsageError("missing PROFILES (or --example paper for the bundled data)")
+    if example is not None:
+        profiles = EXAMPLES[example]()
+
     from lm_failtrace.analysis import analyze as run_analysis
     from lm_failtrace.analysis import routing_map
     from lm_failtrace.profiles import read_profiles

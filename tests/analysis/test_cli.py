@@ -48,15 +48,15 @@ def test_text_tables_and_plots(csv_path, tmp_path):
     ("args", "message"),
     [
         (["--cell", "nope|x"], "unknown cell 'nope|x'"),
-        (["--features", "spread,bogus"], "--map bogus=OPERATOR"),
+        (["--features", "spread,bogus"], "--features: feature 'bogus' has no operator"),
         (["--features", "spread,bogus", "--map", "bogus=retry"], "column 'bogus'"),
         (["--map", "spread"], "not FEATURE=OPERATOR"),
         (
             ["--operators", "retry,sparse_steer,sparse_steer_random,local_temp,dense_steer,warp"],
             "column 'warp'",
         ),
-        (["--operators", "retry,sparse_steer"], "add it with --operators"),
-        (["--operators", "sparse_steer,dense_steer"], "must include 'retry'"),
+        (["--operators", "retry,sparse_steer"], "add it to --operators"),
+        (["--operators", "sparse_steer,dense_steer"], "--operators: must include 'retry'"),
     ],
 )
 def test_bad_input_exits_2(csv_path, args, message):
@@ -104,3 +104,53 @@ def test_console_script_reproduces_the_paper_on_all_cells(paper_csv):
         [exe, "analyze", str(paper_csv), "--cell", "x"], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "unknown cell" in bad.stderr
+
+
+def test_example_paper_reproduces_the_reference_numbers():
+    """`--example paper` analyses the bundled table: method.md section 5's numbers, exactly."""
+    result = CliRunner().invoke(main, ["analyze", "--example", "paper", "--json", *FAST])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert set(doc["cells"]) == {
+        "sft0p6b|gsm8k",
+        "sft1p7b|cruxeval",
+        "grpo1p7b|gpqa",
+        "sft4b|gsm8k",
+    }
+    section = doc["cells"]["sft0p6b|gsm8k"]
+    assert section["n_units"] == 196
+    assert section["regimes"]["counts"] == {"resample": 118, "steerable": 67, "beyond_reach": 11}
+    pub = section["published"]
+    assert pub["n_steerable"] == 67
+    assert pub["routes"] == {
+        "retry": 0,
+        "dense_steer": 26,
+        "sparse_steer": 20,
+        "local_temp": 17,
+        "sparse_steer_random": 4,
+    }
+    assert pub["n_fallback"] == 4 and pub["fallback"] == "sparse_steer_random"
+    assert round(pub["rescue"]["routed"], 3) == 0.463
+    assert {op: round(v, 3) for op, v in pub["rescue"]["always"].items()} == {
+        "dense_steer": 0.439,
+        "sparse_steer": 0.430,
+        "local_temp": 0.417,
+        "sparse_steer_random": 0.390,
+        "retry": 0.248,
+    }
+    assert round(pub["margin_over_best_fixed"], 3) == 0.024
+    assert pub["best_fixed_in_hindsight"] == "dense_steer"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "missing PROFILES"),
+        (["profiles.csv", "--example", "paper"], "not both"),
+        (["--example", "nope"], "Invalid value for '--example'"),
+    ],
+)
+def test_profiles_xor_example_is_a_usage_error(args, message):
+    result = CliRunner().invoke(main, ["analyze", *args])
+    assert result.exit_code == 2, result.output
+    assert "Usage: " in result.output and message in result.output
