@@ -51,7 +51,12 @@ _API: dict[str, str] = {
 __all__ = ["__version__", *_API]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load lazily
-    from lm_failtrace.analysis import AnalysisConfig, analyze, fit_router, load_router
+    from lm_failtrace.analysis import (
+        AnalysisConfig,
+        analyze,
+        fit_router,
+        load_router,
+    )
     from lm_failtrace.datasets import paper_profiles
     from lm_failtrace.errors import InputError
     from lm_failtrace.models import tiny_model_path
@@ -63,8 +68,15 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load lazily
         write_profiles,
     )
     from lm_failtrace.record import run_eval
-    from lm_failtrace.repair import RepairConfig, repair_run
-    from lm_failtrace.tracking import log_failure_landscape, promote, status
+    from lm_failtrace.repair import (
+        RepairConfig,
+        repair_run,
+    )
+    from lm_failtrace.tracking import (
+        log_failure_landscape,
+        promote,
+        status,
+    )
 
 
 def __getattr__(name: str) -> Any:

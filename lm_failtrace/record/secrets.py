@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,21 @@ def stash(secret: Mapping[str, str]) -> None:
 def private_arg(name: str) -> str | None:
     """A secret model argument stashed by ``failtrace eval``, if any."""
     return _private.get(name)
+
+
+@contextmanager
+def stash_scope() -> Iterator[None]:
+    """Forget, when the block ends, what was stashed inside it.
+
+    One process may record several runs (``run_eval`` is a library call): one run's key must not
+    reach the next run's backend, which would otherwise prefer it to ``OPENAI_API_KEY``.
+    """
+    saved = dict(_private)
+    try:
+        yield
+    finally:
+        _private.clear()
+        _private.update(saved)
 
 
 def known_secret_values() -> list[str]:

@@ -40,7 +40,7 @@ class HFAttempts:
         self.steers = self.backend.ancestor is not None
 
     def _prompt_ids(self, prompt: str) -> list[int]:
-        return self.backend._encode(prompt, 1)
+        return self.backend.encode_prompt(prompt, 1)
 
     def generate(
         self, prompt: str, plans: Sequence[RowPlan], until: Sequence[str]
@@ -81,7 +81,7 @@ class CompletionsAttempts:
         attempts = []
         for plan in plans:
             settings = GenerationSettings(tuple(until), plan.max_new_tokens, plan.temperature)
-            text, tokens, finish = self.backend._complete(prompt, settings, plan.seed)
+            text, tokens, finish = self.backend.complete(prompt, settings, plan.seed)
             attempts.append(Attempt(plan, text, tokens, finish or "stop"))
         return attempts
 

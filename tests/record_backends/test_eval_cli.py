@@ -1,17 +1,17 @@
-"""``failtrace eval``: the real lm-eval CLI in a subprocess, with our backends and side-cars."""
+"""``failtrace eval``: the real lm-eval CLI in a subprocess, with our backends and side-cars (and
+its library form, :func:`lm_failtrace.record.run_eval`, in-process)."""
 
 from __future__ import annotations
 
 import json
 import re
-import socket
-import threading
 from collections import Counter, defaultdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _servers import Served, free_port, serve_completions
 
 from lm_failtrace.record.backends.seeds import rollout_seed
 
@@ -65,7 +65,7 @@ def test_hf_run_records_every_repeat_reproducibly(
     first = _hf_run(run_failtrace, tiny_lm, tasks_path, tmp_path / "run1")
     _assert_complete(first, base_seed=11)
     for row in first:
-        assert row["model"] == str(tiny_lm)
+        assert row["model"] == tiny_lm.name  # the checkpoint folder's name, not its path
         assert isinstance(row["generated_tokens"], int) and 1 <= row["generated_tokens"] <= 12
         assert row["finish_reason"] in ("stop", "length")
         if row["finish_reason"] == "length":
@@ -82,6 +82,28 @@ def test_hf_run_records_every_repeat_reproducibly(
 
     second = _hf_run(run_failtrace, tiny_lm, tasks_path, tmp_path / "run2")
     assert second == first  # same seeds -> same rollouts, answers, counts and finish reasons
+
+
+@pytest.mark.slow
+def test_run_eval_returns_the_sidecars_it_wrote(tmp_path) -> None:
+    """The library call, in-process on the bundled specialist: what it returns is the run."""
+    import torch
+
+    from lm_failtrace.models import tiny_model_path
+    from lm_failtrace.record import run_eval
+    from lm_failtrace.record.tasks import tasks_dir
+
+    torch.set_num_threads(1)
+    out = tmp_path / "runs"
+    result = run_eval(
+        ["--model", "failtrace-hf", "--model_args", f"pretrained={tiny_model_path('specialist')}",
+         "--tasks", TASK, "--include_path", str(tasks_dir()), "--limit", str(LIMIT),
+         "--gen_kwargs", "max_gen_toks=16", "--seed", "7", "--log_samples",
+         "--output_path", str(out)]
+    )  # fmt: skip
+    assert result.output_path == out
+    assert result.sidecars == (_one(out, f"rollouts_{TASK}_*.jsonl"),)
+    _assert_complete(_read_jsonl(result.sidecars[0]), base_seed=7)
 
 
 def _arith_answer(prompt: str) -> int:
@@ -103,49 +125,15 @@ def _reply(answer: int, seed: int, max_tokens: int) -> tuple[str, str, int]:
     return f" #### {shown}", "stop", 3 + seed % 7
 
 
-class _CompletionsServer(BaseHTTPRequestHandler):
-    """OpenAI-style /v1/completions: the reply depends on the seed, so rollouts differ."""
-
-    received: list[dict[str, Any]]
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        body["authorization"] = self.headers.get("Authorization")
-        self.received.append(body)
-        if self.path != "/v1/completions":
-            self.send_error(404)
-            return
-        prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
-        choices, used = [], 0
-        for index, prompt in enumerate(prompts):  # lm-eval's stock backend sends lists
-            text, finish, tokens = _reply(_arith_answer(prompt), body["seed"], body["max_tokens"])
-            choices.append({"index": index, "text": text, "finish_reason": finish})
-            used += tokens
-        reply = {
-            "id": "cmpl-test", "object": "text_completion", "model": body.get("model"),
-            "choices": choices,
-            "usage": {"prompt_tokens": 10, "completion_tokens": used, "total_tokens": 10 + used},
-        }  # fmt: skip
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+def _completion(prompt: str, seed: int, max_tokens: int) -> tuple[str, str, int]:
+    return _reply(_arith_answer(prompt), seed, max_tokens)
 
 
 @pytest.fixture
-def completions_server():
-    handler = type("Handler", (_CompletionsServer,), {"received": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1/completions", handler.received
-    server.shutdown()
-    server.server_close()
+def completions_server() -> Iterator[Served]:
+    """OpenAI-style /v1/completions: the reply depends on the seed, so rollouts differ."""
+    with serve_completions(_completion) as served:
+        yield served
 
 
 CANARY = "sk-canary-7f3a9c1e5b"
@@ -224,16 +212,10 @@ def test_stock_backend_works_and_its_secret_is_scrubbed(
         assert CANARY not in path.read_text(encoding="utf-8", errors="replace"), path
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_unreachable_server_is_one_clear_error(run_failtrace, tasks_path: str, tmp_path) -> None:
     """Also runs from a --config YAML whose model arguments hold a key (lm-eval prints configs)."""
-    url = f"http://127.0.0.1:{_free_port()}/v1/completions"
+    url = f"http://127.0.0.1:{free_port()}/v1/completions"
     config = tmp_path / "eval.yaml"
     config.write_text(
         json.dumps({"model": "failtrace-local-completions",

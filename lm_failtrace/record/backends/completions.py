@@ -156,7 +156,19 @@ class FailtraceLocalCompletions(LM):
             column="base_url",
         )
 
-    def _complete(self, context: str, settings: GenerationSettings, seed: int) -> tuple[Any, ...]:
+    def complete(
+        self, context: str, settings: GenerationSettings, seed: int
+    ) -> tuple[str, int | None, str | None]:
+        """One rollout from the server, as recording gets it (repair's attempts use this too).
+
+        Returns:
+            the text (cut at the first stop string, in case the server ignored ``stop``), the
+            server's completion token count and our finish reason (``stop``/``length``); either
+            is ``None`` when the server did not say.
+
+        Raises:
+            InputError: the server is unreachable, refuses the request or answers out of schema.
+        """
         payload: dict[str, Any] = {
             "prompt": context,
             "max_tokens": settings.max_gen_toks,
@@ -200,7 +212,7 @@ class FailtraceLocalCompletions(LM):
         ]
 
         def one(i: int) -> RolloutText:
-            text, tokens, finish = self._complete(requests[i].args[0], settings[i], slots[i].seed)
+            text, tokens, finish = self.complete(requests[i].args[0], settings[i], slots[i].seed)
             return RolloutText(
                 text,
                 {

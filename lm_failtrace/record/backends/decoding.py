@@ -107,6 +107,117 @@ def _row_uniforms(seeds: Sequence[int], steps: int) -> torch.Tensor:
     return torch.stack(rows)
 
 
+def _left_padded(
+    prompts: Sequence[Sequence[int]], pad_id: int, device: Any
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Input ids, attention mask and position ids of the prompts as one batch.
+
+    Left padding puts every row's next token in the last column, so each step appends one column
+    for all rows; positions count real tokens only, so a row samples as it would alone.
+    """
+    width = max(len(p) for p in prompts)
+    input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, prompt in enumerate(prompts):
+        input_ids[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+        attention[i, width - len(prompt) :] = 1
+    input_ids, attention = input_ids.to(device), attention.to(device)
+    return input_ids, attention, (attention.cumsum(-1) - 1).clamp(min=0)
+
+
+@dataclass(frozen=True)
+class _StopRule:
+    """When a row ends: at an end-of-sequence token, or once its decoded text holds a stop string.
+
+    Only the row's last ``tail`` tokens are decoded at each step, enough to contain any stop
+    string (a token decodes to at least one character, mostly), so a check costs the same at any
+    length.
+    """
+
+    tokenizer: Any
+    until: tuple[str, ...]
+    eos_ids: frozenset[int]
+    tail: int
+
+    @classmethod
+    def of(cls, tokenizer: Any, settings: GenerationSettings, vocab: Vocabulary) -> _StopRule:
+        tail = max((len(s) for s in settings.until), default=0) + 4
+        return cls(tokenizer, settings.until, vocab.eos_ids, tail)
+
+    def ends(self, row: list[int]) -> bool:
+        """Whether the row's last token ends it."""
+        return row[-1] in self.eos_ids or (
+            bool(self.until)
+            and truncate_at_stop(self.tokenizer.decode(row[-self.tail :]), self.until)[1]
+        )
+
+
+def _take(
+    tokens: torch.Tensor,
+    generated: list[list[int]],
+    reasons: list[str | None],
+    active: torch.Tensor,
+    stops: _StopRule,
+) -> None:
+    """Append each generating row's token; a row that ends on it stops generating (``"stop"``)."""
+    for i, token in enumerate(tokens.tolist()):
+        if reasons[i] is not None:
+            continue
+        generated[i].append(token)
+        if stops.ends(generated[i]):
+            reasons[i] = "stop"
+            active[i] = False
+
+
+def _advance(
+    models: Sequence[Any],
+    outs: Sequence[Any],
+    tokens: torch.Tensor,
+    attention: torch.Tensor,
+    positions: torch.Tensor,
+    cache_kw: str,
+) -> tuple[list[Any], torch.Tensor, torch.Tensor]:
+    """Feed the step's tokens to every model on its own KV cache (one new column per row)."""
+    ones = torch.ones((attention.shape[0], 1), dtype=attention.dtype, device=attention.device)
+    attention = torch.cat([attention, ones], dim=1)
+    positions = positions[:, -1:] + 1
+    outs = [
+        m(
+            input_ids=tokens.unsqueeze(-1),
+            attention_mask=attention,
+            position_ids=positions,
+            use_cache=True,
+            **{cache_kw: getattr(o, cache_kw)},
+        )
+        for m, o in zip(models, outs, strict=True)
+    ]
+    return outs, attention, positions
+
+
+def _observed_meta(
+    observers: Sequence[GenerationObserver],
+    prompts: Sequence[Sequence[int]],
+    generated: Sequence[Sequence[int]],
+) -> list[dict[str, Any]]:
+    """Every observer's per-row metadata, merged row by row (later observers win a key)."""
+    meta: list[dict[str, Any]] = [{} for _ in prompts]
+    for observer in observers:
+        for row_meta, observed in zip(meta, observer.finish(prompts, generated), strict=True):
+            row_meta.update(observed)
+    return meta
+
+
+def _rollout(
+    tokens: list[int], reason: str | None, meta: dict[str, Any], stops: _StopRule
+) -> Rollout:
+    """A row's rollout; its text leaves out end-of-sequence tokens and cuts the stop string (and
+    anything its last token decoded after it), which lm-eval's ``until`` must never see."""
+    body = [t for t in tokens if t not in stops.eos_ids]
+    decoded = stops.tokenizer.decode(body, skip_special_tokens=True)
+    text, _ = truncate_at_stop(decoded, stops.until)
+    return Rollout(text, len(tokens), reason or "length", meta, tokens)
+
+
 @torch.inference_mode()
 def sample_batch(
     model: Any,
@@ -129,23 +240,14 @@ def sample_batch(
     ``generated_tokens`` counts every token it sampled, the stopping one included.
     """
     device = next(model.parameters()).device
-    width = max(len(p) for p in prompts)
-    rows = len(prompts)
-    input_ids = torch.full((rows, width), vocab.pad_id, dtype=torch.long)
-    attention = torch.zeros((rows, width), dtype=torch.long)
-    for i, prompt in enumerate(prompts):  # left padding: every row's next token is at the end
-        input_ids[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
-        attention[i, width - len(prompt) :] = 1
-    input_ids, attention = input_ids.to(device), attention.to(device)
-    positions = (attention.cumsum(-1) - 1).clamp(min=0)
+    input_ids, attention, positions = _left_padded(prompts, vocab.pad_id, device)
     uniforms = None if settings.greedy else _row_uniforms(seeds, settings.max_gen_toks).to(device)
-    # enough trailing tokens to contain any stop string (a token decodes to >= 1 char, mostly)
-    tail = max((len(s) for s in settings.until), default=0) + 4
+    stops = _StopRule.of(tokenizer, settings, vocab)
     cache_kw = _cache_keyword(model)
 
-    generated: list[list[int]] = [[] for _ in range(rows)]
-    reasons: list[str | None] = [None] * rows
-    active = torch.ones(rows, dtype=torch.bool, device=device)
+    generated: list[list[int]] = [[] for _ in prompts]
+    reasons: list[str | None] = [None] * len(prompts)
+    active = torch.ones(len(prompts), dtype=torch.bool, device=device)
     models = [model] if companion is None else [model, companion]
     outs = [
         m(input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True)
@@ -163,41 +265,13 @@ def sample_batch(
         tokens = torch.where(active, tokens, torch.full_like(tokens, vocab.pad_id))
         for observer in observers:
             observer.on_step(step, logits, tokens, active)
-        for i, token in enumerate(tokens.tolist()):
-            if reasons[i] is not None:
-                continue
-            generated[i].append(token)
-            if token in vocab.eos_ids or (
-                settings.until
-                and truncate_at_stop(tokenizer.decode(generated[i][-tail:]), settings.until)[1]
-            ):
-                reasons[i] = "stop"
-                active[i] = False
+        _take(tokens, generated, reasons, active, stops)
         if not bool(active.any()):
             break
-        attention = torch.cat(
-            [attention, torch.ones((rows, 1), dtype=attention.dtype, device=device)], dim=1
-        )
-        positions = positions[:, -1:] + 1
-        outs = [
-            m(
-                input_ids=tokens.unsqueeze(-1),
-                attention_mask=attention,
-                position_ids=positions,
-                use_cache=True,
-                **{cache_kw: getattr(o, cache_kw)},
-            )
-            for m, o in zip(models, outs, strict=True)
-        ]
+        outs, attention, positions = _advance(models, outs, tokens, attention, positions, cache_kw)
 
-    extra: list[dict[str, Any]] = [{} for _ in range(rows)]
-    for observer in observers:
-        for row_meta, observed in zip(extra, observer.finish(prompts, generated), strict=True):
-            row_meta.update(observed)
-    rollouts = []
-    for i in range(rows):
-        body = [t for t in generated[i] if t not in vocab.eos_ids]
-        text, _ = truncate_at_stop(tokenizer.decode(body, skip_special_tokens=True), settings.until)
-        reason = reasons[i] or "length"
-        rollouts.append(Rollout(text, len(generated[i]), reason, extra[i], generated[i]))
-    return rollouts
+    meta = _observed_meta(observers, prompts, generated)
+    return [
+        _rollout(row, reason, row_meta, stops)
+        for row, reason, row_meta in zip(generated, reasons, meta, strict=True)
+    ]

@@ -94,6 +94,12 @@ class FailtraceHF(LM):
             ignored. device: ``cpu``, ``cuda``, ``cuda:N``; CUDA falls back to CPU when absent.
         ancestor: a local model folder of the ancestor (same tokenizer); enables logit features.
         logit_top_k: log-probs kept per position for the logit features (method.md: 100).
+
+    Attributes:
+        model, tokenizer: the loaded specialist, for code that samples with the same loop
+            (:func:`~lm_failtrace.record.backends.decoding.sample_batch`; repair does).
+        ancestor: the loaded ancestor model, or ``None``.
+        vocab: the end-of-sequence and padding ids the sampling loop uses.
     """
 
     def __init__(
@@ -164,7 +170,16 @@ class FailtraceHF(LM):
             pad = min(eos) if eos else 0
         return Vocabulary(frozenset(eos), int(pad))
 
-    def _encode(self, context: str, max_gen_toks: int) -> list[int]:
+    def encode_prompt(self, context: str, max_gen_toks: int) -> list[int]:
+        """The prompt's token ids exactly as this backend samples from them.
+
+        Special tokens are added as ``add_bos_token`` says, and the oldest tokens are dropped so
+        that ``max_gen_toks`` new tokens still fit in ``max_length`` (lm-eval's ``hf`` does the
+        same); repair encodes with this so its attempts continue the recorded prompt.
+
+        Raises:
+            InputError: ``max_gen_toks`` leaves no room for any prompt token.
+        """
         budget = self.max_length - max_gen_toks
         if budget < 1:
             raise InputError(
@@ -192,7 +207,8 @@ class FailtraceHF(LM):
             )
             settings.append(parsed)
         prompts = [
-            self._encode(r.args[0], s.max_gen_toks) for r, s in zip(requests, settings, strict=True)
+            self.encode_prompt(r.args[0], s.max_gen_toks)
+            for r, s in zip(requests, settings, strict=True)
         ]
         order = sorted(
             range(len(requests)), key=lambda i: (settings[i].cache_key(), -len(prompts[i]), i)

@@ -1,0 +1,209 @@
+"""Recording as a library call: lm-eval's CLI with our backends, side-cars and no leaked secrets.
+
+lm-eval 0.4.13 discovers no model plugins, so :func:`run_eval` imports our backends (registering
+``failtrace-hf`` and ``failtrace-local-completions``) and then runs lm-eval's CLI in-process with
+the arguments unchanged, except that:
+
+- secret-looking model arguments (:data:`lm_failtrace.record.secrets.SECRET_NAME`) given to our
+  backends are taken out before lm-eval sees them (it would write them to the results JSON) and
+  handed to the backend in memory; stock backends keep theirs (they need them), with a warning;
+- for our backends, ``--seed`` (its first value) becomes the base seed of the per-repeat seeds
+  unless ``seed=`` is among the model arguments;
+- after the run, every new samples log of a failtrace task gets its side-car
+  ``rollouts_<task>_<timestamp>.jsonl``, and every file written under ``--output_path`` is
+  scrubbed of known secret values.
+
+``failtrace eval`` is this function behind a command line. lm-eval and yaml are imported when it
+runs, so importing :mod:`lm_failtrace.record` stays cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lm_failtrace.errors import InputError
+from lm_failtrace.record import backends, secrets
+from lm_failtrace.record.sidecar import write_sidecars
+from lm_failtrace.rollouts import samples_files
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """What one :func:`run_eval` call wrote.
+
+    Attributes:
+        output_path: where lm-eval wrote (``--output_path``, else the ``--config`` file's);
+            ``None`` when it was not given or nothing ran (help, ``ls``, ``validate``).
+        sidecars: the side-cars written, one per new samples log of a failtrace task.
+    """
+
+    output_path: Path | None
+    sidecars: tuple[Path, ...] = ()
+
+
+def run_eval(args: Sequence[str]) -> EvalResult:
+    """Run lm-eval's CLI in-process on ``args`` with the failtrace backends (module docstring).
+
+    Args:
+        args: lm-eval's command-line arguments, as ``failtrace eval`` takes them (``run`` may be
+            left out, as with lm-eval; ``ls ...`` and ``validate ...`` run those commands).
+            Side-cars are written only with ``--log_samples --output_path DIR``.
+
+    Returns:
+        The output path and the side-cars written.
+
+    Raises:
+        InputError: lm-eval rejected the arguments (argparse's message), the ``--config`` file
+            is missing or malformed, or a backend rejected its model arguments or settings.
+        SystemExit: where an lm-eval command exits by itself (``validate`` with unknown tasks).
+
+    Example::
+
+        from lm_failtrace.record import run_eval
+        from lm_failtrace.record.tasks import tasks_dir
+
+        result = run_eval(["--model", "failtrace-hf", "--model_args", "pretrained=ckpt/",
+                           "--tasks", "failtrace_arith", "--include_path", str(tasks_dir()),
+                           "--log_samples", "--output_path", "runs/"])
+        result.sidecars  # (Path('runs/<model>/rollouts_failtrace_arith_<timestamp>.jsonl'),)
+    """
+    from lm_eval._cli.harness import HarnessCLI
+    from lm_eval.utils import setup_logging
+
+    backends.register()
+    setup_logging()
+    parser = HarnessCLI()
+    parsed = _parse(parser, args)
+    if parsed is None:  # it printed help
+        return EvalResult(None)
+    if getattr(parsed, "command", None) != "run":  # lm-eval's `ls` or `validate`
+        parser.execute(parsed)
+        return EvalResult(None)
+    with secrets.stash_scope(), tempfile.TemporaryDirectory(prefix="failtrace-eval-") as workdir:
+        output_path = _hide_secrets(parsed, Path(workdir))
+        return _execute(parser, parsed, output_path)
+
+
+@contextlib.contextmanager
+def _argv(args: Sequence[str]) -> Iterator[None]:
+    """lm-eval's parser reads (and edits) ``sys.argv``; give it ours, then restore the caller's."""
+    saved = sys.argv
+    sys.argv = ["lm-eval", *args]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def _parse(parser: Any, args: Sequence[str]) -> argparse.Namespace | None:
+    """lm-eval's parse of ``args``; ``None`` when it printed help instead.
+
+    argparse reports a usage error by printing it and exiting (code 2); a library call raises
+    :class:`InputError` with argparse's message instead (``lm-eval run: argument ...``), and the
+    CLI exits 2 all the same.
+    """
+    errors = io.StringIO()
+    with _argv(args), contextlib.redirect_stderr(errors):
+        try:
+            return parser.parse_args()
+        except SystemExit as exc:
+            if not exc.code:
+                return None
+    lines = errors.getvalue().strip().splitlines()
+    raise InputError(lines[-1].replace(": error: ", ": ", 1) if lines else "lm-eval: bad arguments")
+
+
+def _is_ours(model: str | None) -> bool:
+    return model in backends.BACKENDS
+
+
+def _private_model_args(
+    model_args: dict[str, Any], model: str | None, seed: list[int | None] | None
+) -> dict[str, Any]:
+    """Model arguments lm-eval may see (and write); secrets of our backends are stashed."""
+    public, secret = secrets.split_secrets(model_args)
+    secrets.stash(secret)  # values are also scrubbed from outputs after the run
+    if not _is_ours(model):
+        if secret:
+            print(
+                f"failtrace: warning: model {model!r} receives {', '.join(sorted(secret))} "
+                "as model arguments; lm-eval prints them (outputs are scrubbed afterwards). "
+                "Prefer environment variables.",
+                file=sys.stderr,
+            )
+        return dict(model_args)
+    if "seed" not in public and seed and seed[0] is not None:
+        public["seed"] = seed[0]
+    return public
+
+
+def _config_model(path: str) -> tuple[dict[str, Any], Any]:
+    """A ``--config`` YAML and its model arguments as a dict."""
+    from lm_eval.config.evaluate_config import EvaluatorConfig
+    from lm_eval.utils import simple_parse_args_string
+
+    try:
+        config = EvaluatorConfig.load_yaml_config(path)
+    except (OSError, ValueError, TypeError) as exc:
+        raise InputError(f"not a usable lm-eval config: {exc}", path=path) from exc
+    model_args = config.get("model_args") or {}
+    if isinstance(model_args, str):
+        model_args = simple_parse_args_string(model_args)
+    return config, model_args
+
+
+def _hide_secrets(parsed: argparse.Namespace, workdir: Path) -> str | None:
+    """Take our backends' secrets out of ``parsed`` before lm-eval sees (and writes) it.
+
+    A ``--config`` file is replaced by a copy in ``workdir`` whose model arguments were treated
+    the same way. Returns where lm-eval will write (``--output_path``, else the config's).
+    """
+    import yaml
+
+    config, config_args = _config_model(parsed.config) if parsed.config else ({}, {})
+    model = parsed.model or config.get("model") or "hf"
+    seed = parsed.seed if parsed.seed is not None else config.get("seed")
+    if isinstance(seed, int):
+        seed = [seed]
+    if parsed.config:
+        config["model_args"] = _private_model_args(config_args, model, seed)
+        parsed.config = str(workdir / Path(parsed.config).name)
+        Path(parsed.config).write_text(yaml.safe_dump(config), encoding="utf-8")
+    if parsed.model_args or (not parsed.config and _is_ours(model)):
+        parsed.model_args = _private_model_args(parsed.model_args or {}, model, seed)
+    return parsed.output_path or config.get("output_path")
+
+
+def _execute(parser: Any, parsed: argparse.Namespace, output_path: str | None) -> EvalResult:
+    """Run lm-eval, then write side-cars of the new samples logs; scrub outputs even on failure."""
+    before = samples_files(output_path) if output_path else {}
+    start_ns = time.time_ns()
+    sidecars: list[Path] = []
+    try:
+        parser.execute(parsed)
+        if output_path:
+            after = samples_files(output_path)
+            sidecars = write_sidecars([p for p, mtime in after.items() if before.get(p) != mtime])
+    finally:
+        if output_path:
+            secrets.redact_files(
+                _written_since(output_path, start_ns), secrets.known_secret_values()
+            )
+    return EvalResult(Path(output_path) if output_path else None, tuple(sidecars))
+
+
+def _written_since(output_path: str, start_ns: int) -> list[Path]:
+    root = Path(output_path)
+    root = root.parent if root.suffix == ".json" else root
+    if not root.is_dir():
+        return []
+    return [p for p in root.rglob("*") if p.is_file() and p.stat().st_mtime_ns >= start_ns]
