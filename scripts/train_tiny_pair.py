@@ -8,7 +8,8 @@ made, so anyone can rebuild them byte for byte (same seed, one CPU thread -> sam
 Recipe (defaults; batch 32, AdamW, warm-up then cosine decay in every stage, no dropout):
 
 1. Tokenizer: one token per character (printable ASCII and newline) plus ``<|endoftext|>``
-   (eos) and ``<|pad|>``, built locally with ``tokenizers``; both models save the same files.
+   (eos) and ``<|pad|>``, built locally by ``lm_failtrace.models.builder`` (which the tests'
+   random-weight models use too); both models save the same files.
 2. Ancestor: GPT-2 architecture, 4 layers, width 128, 4 heads (0.9M parameters), trained from
    scratch on every level 1..6 and operation, then on a mix weighted toward short chains, then on
    answers only (loss on the solution, not the prompt): ``RECIPE["ancestor"]``.
@@ -34,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import random
 import string
 import sys
@@ -43,10 +43,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lm_failtrace.models.builder import char_tokenizer, save_model, tiny_gpt2
 from lm_failtrace.record import arith
 
 EOS, PAD, UNK = "<|endoftext|>", "<|pad|>", "<|unk|>"
 TRAIN_SEED = 7_041_2026
+# The seed of the ancestor's initial weights. Not the rollouts' DEFAULT_BASE_SEED (although the
+# same number): the bundled weights depend on it, so it must not follow a change of that default.
 TORCH_SEED = 1234
 _ANSWER_CUE = "\nAnswer:"  # end of the prompt (arith.PROMPT_TEMPLATE)
 #: The specialist's post-training side effect: a preamble that restates the question (a copy task,
@@ -134,17 +137,10 @@ BATCH_SIZE = 32
 
 
 def build_tokenizer():
-    """A character-level ``PreTrainedTokenizerFast``: every character is its own token."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    chars = ["\n", *(c for c in string.printable if c.isprintable())]
-    vocab = {tok: i for i, tok in enumerate([EOS, PAD, UNK, *chars])}
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
-    core.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
-    core.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=core,
+    """The pair's character-level tokenizer: printable ASCII and newline, after eos/pad/unk."""
+    return char_tokenizer(
+        ["\n", *(c for c in string.printable if c.isprintable())],
+        specials=(EOS, PAD, UNK),
         eos_token=EOS,
         bos_token=EOS,
         pad_token=PAD,
@@ -154,37 +150,10 @@ def build_tokenizer():
     )
 
 
-def save_tokenizer(tokenizer, path: Path) -> None:
-    """Save ``tokenizer`` under the class name every transformers version knows.
-
-    transformers 5 records its generic ``TokenizersBackend``, which 4.x cannot load; the files
-    are otherwise those of a ``PreTrainedTokenizerFast``, so name that class instead.
-    """
-    tokenizer.save_pretrained(path)
-    config_path = Path(path) / "tokenizer_config.json"
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    config["tokenizer_class"] = "PreTrainedTokenizerFast"
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
-def build_model(vocab_size: int):
+def build_model(tokenizer):
     """The ancestor's untrained network (GPT-2 architecture, ~0.8M parameters)."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    config = GPT2Config(
-        vocab_size=vocab_size,
-        n_positions=768,  # prompt + 4 x 96 tokens (the budget operator) fits
-        n_embd=128,
-        n_layer=4,
-        n_head=4,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        bos_token_id=0,
-        eos_token_id=0,
-        pad_token_id=1,
-    )
-    return GPT2LMHeadModel(config)
+    # n_positions: prompt + 4 x 96 tokens (the budget operator) fits
+    return tiny_gpt2(tokenizer, n_layer=4, n_embd=128, n_head=4, n_positions=768, seed=TORCH_SEED)
 
 
 def evaluation_questions() -> frozenset[str]:
@@ -293,11 +262,10 @@ def train_pair(
     import torch
 
     torch.set_num_threads(1)
-    torch.manual_seed(TORCH_SEED)
     torch.use_deterministic_algorithms(True)
     tokenizer = build_tokenizer()
     exclude = evaluation_questions()
-    model = build_model(len(tokenizer))
+    model = build_model(tokenizer)
     paths = {}
     for role, stages in RECIPE.items():
         if role == "ancestor" and ancestor is not None:
@@ -307,9 +275,7 @@ def train_pair(
             stages = ()
         for stage in stages:
             train_stage(model, tokenizer, scaled(stage, steps), exclude)
-        paths[role] = out / role
-        model.save_pretrained(paths[role])
-        save_tokenizer(tokenizer, paths[role])
+        paths[role] = save_model(model, tokenizer, out / role)
     return paths
 
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: the paper's per-problem data, read in place from ../shared."""
+"""Shared fixtures: the paper's per-problem data, bundled in ``lm_failtrace.datasets``."""
 
 from __future__ import annotations
 
@@ -8,17 +8,13 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-PAPER_CSV = REPO.parent / "shared" / "data" / "paper" / "failure_profiles.visible.csv"
+from lm_failtrace.datasets import paper_profiles_path
 
 
 @pytest.fixture(scope="session")
 def paper_csv() -> Path:
-    if not PAPER_CSV.is_file():
-        raise FileNotFoundError(
-            f"the paper's data is expected at {PAPER_CSV} (shared/ beside the repo)"
-        )
-    return PAPER_CSV
+    """The paper's profile table as shipped with the package (4 of its 8 cells)."""
+    return paper_profiles_path()
 
 
 VOCAB_CHARS = string.digits + string.ascii_letters + " .,:+-*=#?\n"
@@ -27,36 +23,22 @@ VOCAB_CHARS = string.digits + string.ascii_letters + " .,:+-*=#?\n"
 def build_tiny_lm(folder: Path, seed: int = 0) -> Path:
     """A 2-layer random-weight GPT-2 with a character-level tokenizer, saved to ``folder``.
 
-    Built with ``tokenizers`` and ``transformers`` alone (no hub). Near-uniform next-token
-    probabilities over ~80 symbols make a newline (the arith stop string) or ``<eos>`` likely
-    within a few dozen tokens, so short runs see both finish reasons.
+    Built by ``lm_failtrace.models.builder``, the bundled pair's builder (no hub), only smaller
+    and untrained. Near-uniform next-token probabilities over ~80 symbols make a newline (the
+    arith stop string) or ``<eos>`` likely within a few dozen tokens, so short runs see both
+    finish reasons.
     """
-    import torch
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from lm_failtrace.models.builder import char_tokenizer, save_model, tiny_gpt2
 
-    specials = ["<pad>", "<eos>", "<unk>"]
-    vocab = {tok: i for i, tok in enumerate(specials + list(VOCAB_CHARS))}
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    core.decoder = decoders.Fuse()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>"
+    tokenizer = char_tokenizer(
+        VOCAB_CHARS,
+        specials=("<pad>", "<eos>", "<unk>"),
+        pad_token="<pad>",
+        eos_token="<eos>",
+        unk_token="<unk>",
     )
-    torch.manual_seed(seed)
-    config = GPT2Config(
-        vocab_size=len(vocab),
-        n_positions=256,
-        n_embd=32,
-        n_layer=2,
-        n_head=2,
-        bos_token_id=1,
-        eos_token_id=1,
-        pad_token_id=0,
-    )
-    GPT2LMHeadModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    model = tiny_gpt2(tokenizer, n_layer=2, n_embd=32, n_head=2, n_positions=256, seed=seed)
+    return save_model(model, tokenizer, folder)
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,11 @@
 """The self-contained ``report.html``: one model's failure landscape, readable in MLflow's viewer.
 
 MLflow shows HTML artifacts in a sandboxed iframe where relative links do not resolve, so figures
-are inlined as base64 PNG. Everything taken from data (cell names, problem ids, model names,
-numbers) goes through :func:`html.escape`; a Content-Security-Policy that allows no scripts is a
-second line of defence, not the first.
+are inlined as base64 PNG. The page is rendered from the package template
+``templates/report.html.j2`` by a Jinja2 environment with autoescape on: everything taken from
+data (cell names, problem ids, model names, numbers, figure captions) reaches the template as
+plain text and is escaped there, and nothing is marked safe. A Content-Security-Policy that
+allows no scripts is a second line of defence, not the first.
 
 The sections read the analysis document generically (leaves by path, intervals wherever a
 mapping has ``mean``/``ci_low``/``ci_high``), so a new policy or statistic appears without an edit
@@ -13,11 +15,12 @@ here.
 from __future__ import annotations
 
 import base64
-import html
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import cache
+from typing import Any, NamedTuple
 
+import jinja2
 import numpy as np
 import pandas as pd
 
@@ -26,20 +29,36 @@ from lm_failtrace.profiles.build import PROFILE_COLUMNS
 #: Per-unit columns shown for sampled failed problems (those present in the table).
 OUTCOME_COLUMNS: tuple[str, ...] = tuple(c for c in PROFILE_COLUMNS if c != "max_generated_tokens")
 
-_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-
-_STYLE = """
-body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:72em}
-table{border-collapse:collapse;margin:.5em 0 1.5em}
-th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-size:.9em}
-th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
-figure{display:inline-block;margin:0 1em 1em 0}img{max-width:100%;border:1px solid #ddd}
-.note{color:#555;font-size:.9em}
-"""
+_TEMPLATE = "report.html.j2"
 
 
-def _esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+class _Cell(NamedTuple):
+    """One table cell as the template sees it: its text, and whether to right-align it."""
+
+    text: str
+    numeric: bool
+
+
+class _Table(NamedTuple):
+    headers: list[str]
+    rows: list[list[_Cell]]
+
+
+class _Figure(NamedTuple):
+    caption: str
+    src: str  # data URI
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    """The template environment: autoescape for every template, undefined names are errors."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("lm_failtrace.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def _fmt(value: Any) -> str:
@@ -50,19 +69,13 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any) -> _Cell:
     numeric = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-    return (
-        f'<td class="num">{_esc(_fmt(value))}</td>' if numeric else f"<td>{_esc(_fmt(value))}</td>"
-    )
+    return _Cell(_fmt(value), numeric)
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    if not rows:
-        return '<p class="note">(nothing to show)</p>'
-    head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> _Table:
+    return _Table([str(h) for h in headers], [[_cell(v) for v in row] for row in rows])
 
 
 def _leaves(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, Any]]:
@@ -83,14 +96,14 @@ def _intervals(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, Ma
             yield from _intervals(item, (*path, str(key)))
 
 
-def _regime_mix(cells: Mapping[str, Any]) -> str:
+def _regime_mix(cells: Mapping[str, Any]) -> _Table:
     flat = {cell: dict(_leaves(body.get("regimes", {}))) for cell, body in cells.items()}
     columns = list(dict.fromkeys(k for leaves in flat.values() for k in leaves))
     rows = [[cell, *(leaves.get(c) for c in columns)] for cell, leaves in flat.items()]
     return _table(["cell", *columns], rows)
 
 
-def _policy_comparison(cells: Mapping[str, Any]) -> str:
+def _policy_comparison(cells: Mapping[str, Any]) -> _Table:
     rows = [
         [cell, where, row.get("mean"), row.get("ci_low"), row.get("ci_high"), row.get("n_units")]
         for cell, body in cells.items()
@@ -101,7 +114,7 @@ def _policy_comparison(cells: Mapping[str, Any]) -> str:
     )
 
 
-def _worst_cells(cells: Mapping[str, Any], limit: int = 10) -> str:
+def _worst_cells(cells: Mapping[str, Any], limit: int = 10) -> _Table:
     """Cells ranked by the held-out rescue of their selected policy, lowest first."""
     rows = []
     for cell, body in cells.items():
@@ -111,11 +124,18 @@ def _worst_cells(cells: Mapping[str, Any], limit: int = 10) -> str:
     return _table(["cell", "units", "selected policy", "held-out rescue"], rows[:limit])
 
 
-def _failed_sample(frame: pd.DataFrame, columns: Sequence[str], size: int, seed: int) -> str:
+def _failed_sample(frame: pd.DataFrame, columns: Sequence[str], size: int, seed: int) -> _Table:
     shown = ["cell", "problem_id", *(c for c in columns if c in frame.columns)]
     sample = frame.sample(n=min(size, len(frame)), random_state=seed) if len(frame) else frame
     sample = sample.sort_values(["cell", "problem_id"])
     return _table(shown, sample.loc[:, shown].itertuples(index=False, name=None))
+
+
+def _figures(figures: Mapping[str, bytes]) -> list[_Figure]:
+    return [
+        _Figure(str(caption), "data:image/png;base64," + base64.b64encode(png).decode("ascii"))
+        for caption, png in figures.items()
+    ]
 
 
 def render_report(
@@ -141,32 +161,14 @@ def render_report(
         sample_size: failed problems shown, drawn with ``random_state``.
     """
     cells = analysis.get("cells") or {}
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
-        f"<title>{_esc(title)}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>{_esc(title)}</h1>",
-        _table(["", ""], list((context or {}).items())),
-        "<h2>Regime mix</h2>",
-        _regime_mix(cells),
-        "<h2>Figures</h2>",
-    ]
-    for caption, png in figures.items():
-        data = base64.b64encode(png).decode("ascii")
-        parts.append(
-            f'<figure><img alt="{_esc(caption)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{_esc(caption)}</figcaption></figure>"
-        )
-    parts += [
-        "<h2>Policy comparison (cross-validated, held-out units)</h2>",
-        '<p class="note">Mean rescue with its confidence interval; an interval that overlaps '
-        "another policy's is not evidence of a difference.</p>",
-        _policy_comparison(cells),
-        "<h2>Worst cells</h2>",
-        _worst_cells(cells),
-        "<h2>Sample of failed problems</h2>",
-        _failed_sample(profiles, [*OUTCOME_COLUMNS, *extra_columns], sample_size, random_state),
-        "</body></html>",
-    ]
-    return "\n".join(parts)
+    columns = [*OUTCOME_COLUMNS, *extra_columns]
+    template = _environment().get_template(_TEMPLATE)
+    return template.render(
+        title=str(title),
+        context=_table(["", ""], (context or {}).items()),
+        regime_mix=_regime_mix(cells),
+        figures=_figures(figures),
+        policy_comparison=_policy_comparison(cells),
+        worst_cells=_worst_cells(cells),
+        failed_sample=_failed_sample(profiles, columns, sample_size, random_state),
+    )

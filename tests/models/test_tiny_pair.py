@@ -45,7 +45,7 @@ def test_pair_loads_from_package_path(pair):
 
 
 def test_unknown_role_is_an_input_error():
-    with pytest.raises(InputError, match="role must be one of ancestor, specialist"):
+    with pytest.raises(InputError, match=r"parameter 'role': must be one of ancestor, specialist"):
         tiny_model_path("teacher")
 
 

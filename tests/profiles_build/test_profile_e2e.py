@@ -1,9 +1,9 @@
 """End to end: a real ``failtrace eval`` run (lm-eval's own CLI) profiled, features exact.
 
-The model is an OpenAI-style completions server on 127.0.0.1 whose reply is a fixed function of
-the per-repeat seed (documented in lm_failtrace.record.backends.seeds), so every rollout's
-answer, finish reason and token count, and therefore every unit's features, is known here
-without reading anything ``failtrace`` wrote.
+The model is the tests' OpenAI-style completions server (tests/_servers.py) on 127.0.0.1, whose
+reply is a fixed function of the per-repeat seed (documented in
+lm_failtrace.record.backends.seeds), so every rollout's answer, finish reason and token count,
+and therefore every unit's features, is known here without reading anything ``failtrace`` wrote.
 """
 
 from __future__ import annotations
@@ -13,15 +13,13 @@ import math
 import os
 import subprocess
 import sys
-import threading
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
+from _servers import Reply, serve_completions
 from click.testing import CliRunner
 
 from lm_failtrace.cli import main
@@ -50,60 +48,38 @@ def reply(seed: int, target: str) -> tuple[str | None, str, int]:
     return target, "stop", 6
 
 
-class _Server(BaseHTTPRequestHandler):
-    answers: dict[str, str]
+def completion(answers: dict[str, str]) -> Reply:
+    """The server's reply to a prompt: the rule of :func:`reply` for the question's answer."""
 
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        question = body["prompt"].rsplit("Question: ", 1)[1].split("\nAnswer:")[0]
-        answer, finish, tokens = reply(body["seed"], self.answers[question])
+    def respond(prompt: str, seed: int, max_tokens: int) -> tuple[str, str, int]:
+        question = prompt.rsplit("Question: ", 1)[1].split("\nAnswer:")[0]
+        answer, finish, tokens = reply(seed, answers[question])
         text = " 1 + 1 = 2. 2 + 2 = 4. 4 +" if answer is None else f" #### {answer}"
-        usage = {"prompt_tokens": 9, "completion_tokens": tokens, "total_tokens": 9 + tokens}
-        data = json.dumps(
-            {
-                "id": "cmpl-e2e",
-                "object": "text_completion",
-                "model": body.get("model"),
-                "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}],
-                "usage": usage,
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        return text, finish, tokens
 
-    def log_message(self, *args: Any) -> None:
-        pass
+    return respond
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One real ``failtrace eval`` run of failtrace_arith (LIMIT docs x 16 repeats)."""
     rows = [json.loads(line) for line in ARITH.read_text(encoding="utf-8").splitlines()]
-    handler = type("Handler", (_Server,), {"answers": {r["question"]: r["answer"] for r in rows}})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/v1/completions"
+    answers = {r["question"]: r["answer"] for r in rows}
     out = tmp_path_factory.mktemp("e2e") / "runs"
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     tasks_path = subprocess.run(
         [sys.executable, "-c", "from lm_failtrace.cli import main; main()", "tasks-path"],
         capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
-    try:
+    with serve_completions(completion(answers)) as served:
         proc = subprocess.run(
             [sys.executable, "-c", "from lm_failtrace.cli import main; main()", "eval",
              "--model", "failtrace-local-completions",
-             "--model_args", f"base_url={url},model=served-model,num_concurrent=2",
+             "--model_args", f"base_url={served.url},model=served-model,num_concurrent=2",
              "--tasks", TASK, "--include_path", tasks_path, "--limit", str(LIMIT),
              "--seed", str(BASE_SEED), "--log_samples", "--output_path", str(out)],
             capture_output=True, text=True, timeout=300, env=env, cwd=out.parent,
         )  # fmt: skip
-    finally:
-        server.shutdown()
-        server.server_close()
     assert proc.returncode == 0, proc.stderr[-3000:]
     yield out
 

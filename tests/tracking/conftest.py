@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
+import _servers
 import pandas as pd
 import pytest
 
@@ -20,17 +20,11 @@ VENV_BIN = Path(sys.executable).parent
 FAILTRACE = str(VENV_BIN / "failtrace")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A real tracking server on 127.0.0.1 (sqlite backend, local artifact folder)."""
     root = tmp_path_factory.mktemp("mlflow_server")
-    port = _free_port()
+    port = _servers.free_port()
     log = (root / "server.log").open("w")
     proc = subprocess.Popen(
         [
@@ -87,7 +81,7 @@ def cell_csv(paper_csv: Path):
 
 @pytest.fixture
 def free_port():
-    return _free_port
+    return _servers.free_port
 
 
 def _run_failtrace(*args: str, cwd: Path | None = None, env: dict | None = None):
