@@ -16,41 +16,57 @@ analysis, figures and report are logged exactly as ``failtrace log`` logs them (
 registered: that is ``failtrace log``'s job). Without ``rescue``, the profiles and pass@1 are
 logged. MLflow attaches the returned metrics to ``model_id``.
 
-Config keys: ``rescue``, ``features`` (default ``outcome`` minus ``truncation_rate`` unless a
-``budget`` rescue column exists), ``operators`` (default: the rescue columns), ``n_repeats``,
-``n_folds``, ``random_state``.
+Config keys: ``rescue``, ``features`` and ``operators`` (default: what the table holds, i.e. the
+features the rollouts define and the operator columns of ``rescue``; the analysis keeps the
+features whose operator is present and says which it dropped), ``n_repeats``, ``n_folds``,
+``random_state``.
 """
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from mlflow.models.evaluation import EvaluationResult, ModelEvaluator
 
 from lm_failtrace.errors import InputError
-from lm_failtrace.profiles import ALL_OPERATORS, OUTCOME_FEATURES, ProfileSchema, validate_profiles
+from lm_failtrace.profiles import ProfileSchema, validate_profiles
+
+if TYPE_CHECKING:
+    from lm_failtrace.profiles import ProfileTable
+    from lm_failtrace.profiles.build import ProfileBuild
 
 _KEYS = ["model", "task", "problem_id"]
 
 
-def _profiles(rollouts: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
+def _profiles(rollouts: pd.DataFrame) -> ProfileBuild:
     from lm_failtrace.profiles.build import build_profiles
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "rollouts.parquet"
         rollouts.to_parquet(path, index=False)
-        built = build_profiles(path)
-    pass1 = {f"{task}.pass_at_1": counts.pass_at_1 for (_, task), counts in built.cells.items()}
-    return built.frame, pass1
+        return build_profiles(path)
 
 
-def _schema(config: dict[str, Any], rescue: pd.DataFrame) -> ProfileSchema:
-    operators = config.get("operators") or [op for op in ALL_OPERATORS if op in rescue.columns]
-    default = [f for f in OUTCOME_FEATURES if f != "truncation_rate" or "budget" in operators]
-    return ProfileSchema.from_options(config.get("features") or default, operators)
+def _table(built: ProfileBuild, rescue: pd.DataFrame, request: ProfileSchema) -> ProfileTable:
+    """The profiles with the rescue columns; its schema: the built features, rescue's operators.
+
+    Operator columns of ``rescue`` are recognised by the rule a CSV profile table is read with
+    (:meth:`ProfileSchema.from_frame`), so a ``failtrace repair`` output works as it is.
+    """
+    missing = [k for k in _KEYS if k not in rescue.columns]
+    if missing:
+        raise InputError(f"rescue table lacks key column(s) {', '.join(missing)}")
+    operators = ProfileSchema.from_frame(rescue).operators
+    declared = ProfileSchema(built.schema.features, operators)
+    schema = request.resolved(declared)
+    absent = [op for op in schema.operators or () if op not in rescue.columns]
+    if absent:
+        raise InputError(f"rescue table lacks operator column(s) {', '.join(absent)}")
+    merged = built.frame.merge(rescue[[*_KEYS, *(schema.operators or ())]], on=_KEYS, how="left")
+    return validate_profiles(merged, schema, source="mlflow.models.evaluate data")
 
 
 class FailtraceEvaluator(ModelEvaluator):
@@ -69,28 +85,25 @@ class FailtraceEvaluator(ModelEvaluator):
         from lm_failtrace.tracking.logging import headline_metrics, model_metrics, write_landscape
 
         config = dict(evaluator_config or {})
-        frame, pass1 = _profiles(dataset.features_data)
+        built = _profiles(dataset.features_data)
+        pass1 = {f"{task}.pass_at_1": counts.pass_at_1 for (_, task), counts in built.cells.items()}
         rescue = config.get("rescue")
         if rescue is None:
             with tempfile.TemporaryDirectory() as tmp:
-                frame.to_csv(Path(tmp) / "profiles.csv", index=False)
+                built.frame.to_csv(Path(tmp) / "profiles.csv", index=False)
                 mlflow.log_artifacts(tmp)
-            metrics = {**pass1, "n_failure_units": float(len(frame))}
+            metrics = {**pass1, "n_failure_units": float(len(built.frame))}
             mlflow.log_metrics(metrics)
             return EvaluationResult(metrics=metrics, artifacts={})
-        missing = [k for k in _KEYS if k not in rescue.columns]
-        if missing:
-            raise InputError(f"rescue table lacks key column(s) {', '.join(missing)}")
-        schema = _schema(config, rescue)
-        merged = frame.merge(rescue[[*_KEYS, *schema.operators]], on=_KEYS, how="left")
-        table = validate_profiles(merged, schema, source="mlflow.models.evaluate data")
+        request = ProfileSchema.from_options(config.get("features"), config.get("operators"))
+        table = _table(built, rescue, request)
         analysis_config = AnalysisConfig(
-            features=schema.features,
-            operators=schema.operators,
+            features=request.features,
+            operators=request.operators,
             n_repeats=int(config.get("n_repeats", 10)),
             n_folds=int(config.get("n_folds", 5)),
             random_state=int(config.get("random_state", 0)),
-        ).check()
+        ).resolved(table.schema)
         landscape = compute_landscape(
             table,
             analysis_config,

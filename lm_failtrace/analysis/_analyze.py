@@ -112,7 +112,8 @@ def analyze(
 
     Args:
         table: a validated profile table.
-        config: columns, thresholds and cross-fitting; defaults to the paper's.
+        config: columns, thresholds and cross-fitting; unset columns are the table's
+            (:meth:`AnalysisConfig.resolved`, which is the ``config`` the document holds).
         cell: analyse only this cell (an unknown cell is an :class:`InputError`).
         progress: called with short status lines (the CLI prints them on stderr).
 
@@ -123,7 +124,7 @@ def analyze(
         ``recoverability`` and ``clustering``; ``pooled`` adds ``model_identification`` and
         clustering agreement with model and cell.
     """
-    config = (config or AnalysisConfig()).check()
+    config = (config or AnalysisConfig()).resolved(table.schema)
     if cell is not None:
         table = table.cell(cell)
     units = unit_arrays(table, config)
@@ -169,7 +170,7 @@ def published(table: ProfileTable, config: AnalysisConfig | None = None) -> dict
 
     Returns ``{"config", "cells": {cell: {"n_units", "regimes", "published"}}, "pooled": {...}}``.
     """
-    config = (config or AnalysisConfig()).check()
+    config = (config or AnalysisConfig()).resolved(table.schema)
     frame = checked_frame(table, config)
     X = frame.loc[:, list(config.features)].to_numpy(dtype=float)
     R = frame.loc[:, list(config.operators)].to_numpy(dtype=float)
@@ -196,7 +197,7 @@ def published(table: ProfileTable, config: AnalysisConfig | None = None) -> dict
 
 def regime_labels(table: ProfileTable, config: AnalysisConfig | None = None) -> np.ndarray:
     """Regime of every unit of ``table`` (row order)."""
-    return unit_arrays(table, (config or AnalysisConfig()).check()).regime
+    return unit_arrays(table, (config or AnalysisConfig()).resolved(table.schema)).regime
 
 
 def routing_map(table: ProfileTable, config: AnalysisConfig | None = None) -> pd.DataFrame:
@@ -205,7 +206,7 @@ def routing_map(table: ProfileTable, config: AnalysisConfig | None = None) -> pd
     The z-scores and routes are those of the batch rule applied to each cell's whole population
     (what a figure of the routing map shows); column ``z_<feature>`` per feature.
     """
-    config = (config or AnalysisConfig()).check()
+    config = (config or AnalysisConfig()).resolved(table.schema)
     units = unit_arrays(table, config)
     parts = []
     for name in pd.unique(units.cell):

@@ -1,13 +1,15 @@
 """Analysis configuration: which columns, which operators, which thresholds and how to cross-fit.
 
 One frozen dataclass crosses from the CLI (and the MLflow logger) into the engine, so every number
-in an analysis document can be traced back to the configuration printed next to it.
+in an analysis document can be traced back to the configuration printed next to it. Columns left
+unset mean "what the table holds": :meth:`AnalysisConfig.resolved` turns them into the table's
+columns at the start of an analysis, and the resolved configuration is the one printed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from lm_failtrace.analysis._defaults import (
     DEFAULT_FALLBACK,
@@ -18,7 +20,7 @@ from lm_failtrace.analysis._defaults import (
 from lm_failtrace.analysis._registry import POLICIES
 from lm_failtrace.analysis._rule import PaperRule
 from lm_failtrace.errors import InputError
-from lm_failtrace.profiles import LOGIT_FEATURES, PAPER_OPERATORS, ProfileSchema
+from lm_failtrace.profiles import ProfileSchema
 
 
 @dataclass(frozen=True)
@@ -26,10 +28,12 @@ class AnalysisConfig:
     """Everything an analysis depends on besides the table.
 
     Args:
-        features: routing feature columns, in tie-break order (the first largest z wins).
-        operators: operator rescue-rate columns; must include ``retry``.
+        features: routing feature columns, in tie-break order (the first largest z wins);
+            ``None`` = the table's features that route to an operator it holds.
+        operators: operator rescue-rate columns; must include ``retry``; ``None`` = the table's.
         mapping: feature -> operator for the paper's rule; ``None`` = :data:`DEFAULT_MAPPING`.
-        fallback: operator when every z-score is <= 0.
+        fallback: operator when every z-score is <= 0; ``None`` = :data:`DEFAULT_FALLBACK`, or
+            ``retry`` when the operators lack it.
         delta: regime threshold on ``best - retry`` (method.md section 4).
         reach: regime threshold on ``1 - retry``.
         n_repeats: repeats of K-fold cross-fitting in the honest protocol.
@@ -39,12 +43,14 @@ class AnalysisConfig:
         confidence: level of the reported intervals.
         n_bootstrap: bootstrap resamples for clustering stability.
         k_range: candidate numbers of clusters (inclusive bounds), chosen by silhouette.
+        notes: what :meth:`resolved` chose for unset columns and why (features dropped, the
+            fallback substituted), so the analysis document says it.
     """
 
-    features: tuple[str, ...] = LOGIT_FEATURES
-    operators: tuple[str, ...] = PAPER_OPERATORS
+    features: tuple[str, ...] | None = None
+    operators: tuple[str, ...] | None = None
     mapping: Mapping[str, str] | None = None
-    fallback: str = DEFAULT_FALLBACK
+    fallback: str | None = None
     delta: float = 0.05
     reach: float = 0.50
     n_repeats: int = 10
@@ -54,24 +60,83 @@ class AnalysisConfig:
     confidence: float = 0.95
     n_bootstrap: int = 20
     k_range: tuple[int, int] = (2, 6)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def full_mapping(self) -> Mapping[str, str]:
+        """The feature -> operator mapping of the paper's rule, for every feature it knows."""
+        return DEFAULT_MAPPING if self.mapping is None else self.mapping
 
     @property
     def routing_map(self) -> dict[str, str]:
         """The feature -> operator mapping restricted to :attr:`features`, in feature order."""
-        mapping = DEFAULT_MAPPING if self.mapping is None else self.mapping
-        return {f: mapping[f] for f in self.features if f in mapping}
+        mapping = self.full_mapping
+        return {f: mapping[f] for f in self.features or () if f in mapping}
 
     @property
     def schema(self) -> ProfileSchema:
-        """The profile-table schema these columns imply (for :func:`read_profiles`)."""
-        return ProfileSchema(features=tuple(self.features), operators=tuple(self.operators))
+        """The columns to read a table with (for :func:`read_profiles`; None = the table's)."""
+        return ProfileSchema(features=self.features, operators=self.operators)
 
     def paper_rule(self) -> PaperRule:
-        """The paper's routing rule (unfitted) on this configuration's features and mapping."""
-        return PaperRule(tuple(self.features), self.routing_map, self.fallback)
+        """The paper's routing rule (unfitted) on a :meth:`resolved` configuration."""
+        return PaperRule(tuple(self.features or ()), self.routing_map, self.fallback)
+
+    def resolved(self, table: ProfileSchema) -> AnalysisConfig:
+        """This configuration made concrete for a table whose schema is ``table``, and checked.
+
+        Unset operators become the table's. Unset features become the table's features whose
+        mapped operator is among the operators: the rule cannot route to an operator nobody
+        measured, so the others are dropped, each with a note (a feature asked for explicitly
+        stays an error instead). An unset fallback becomes :data:`DEFAULT_FALLBACK`, or
+        ``retry`` (always measured) when the operators lack it, with a note.
+        """
+        operators = self.operators if self.operators is not None else table.operators or ()
+        notes = list(self.notes)
+        features = self.features
+        if features is None:
+            features = self._routable(table.features or (), operators, notes)
+        fallback = self.fallback
+        if fallback is None:
+            fallback = DEFAULT_FALLBACK if DEFAULT_FALLBACK in operators else RETRY
+            if fallback != DEFAULT_FALLBACK:
+                notes.append(
+                    f"fallback {RETRY!r}: the default {DEFAULT_FALLBACK!r} is not among the "
+                    "operators"
+                )
+        resolved = replace(
+            self, features=features, operators=operators, fallback=fallback, notes=tuple(notes)
+        )
+        return resolved.check()
+
+    def _routable(
+        self, features: tuple[str, ...], operators: tuple[str, ...], notes: list[str]
+    ) -> tuple[str, ...]:
+        """The ``features`` the paper's rule can route with ``operators``; a note per other one.
+
+        Raises:
+            InputError: none is left (the message says why each was dropped).
+        """
+        mapping = self.full_mapping
+        kept = tuple(f for f in features if mapping.get(f) in operators)
+        dropped = [
+            f"feature {f!r} dropped: it routes to {mapping[f]!r}, which is not among the operators"
+            if f in mapping
+            else f"feature {f!r} dropped: it has no operator in the routing mapping"
+            for f in features
+            if f not in kept
+        ]
+        if not kept:
+            why = "; ".join(dropped) or "the table declares no feature columns"
+            raise InputError(f"no feature to route with ({why})", parameter="features")
+        notes.extend(dropped)
+        return kept
 
     def check(self) -> AnalysisConfig:
-        """Raise :class:`InputError` naming the parameter when the configuration is inconsistent."""
+        """Raise :class:`InputError` naming the parameter when the configuration is inconsistent.
+
+        Columns left to the table (``None``) are checked once :meth:`resolved` knows them.
+        """
         self._check_columns()
         self._check_routing()
         for name in self.policies:
@@ -89,28 +154,28 @@ class AnalysisConfig:
 
     def _check_columns(self) -> None:
         """Regimes compare every operator to retry; routing needs at least one feature."""
-        if not self.features:
+        if self.features is not None and not self.features:
             raise InputError("no feature columns configured", parameter="features")
-        if RETRY not in self.operators:
+        if self.operators is not None and RETRY not in self.operators:
             raise InputError(f"must include {RETRY!r} to label regimes", parameter="operators")
 
     def _check_routing(self) -> None:
         """Every feature routes to an operator that was measured, and so does the fallback."""
-        mapping = DEFAULT_MAPPING if self.mapping is None else self.mapping
-        for feature in self.features:
+        mapping, operators = self.full_mapping, self.operators
+        for feature in self.features or ():
             if feature not in mapping:
                 raise InputError(
                     f"feature {feature!r} has no operator in the routing mapping "
                     f"(known: {', '.join(mapping)}); give one in `mapping` ({feature}=OPERATOR)",
                     parameter="features",
                 )
-            if mapping[feature] not in self.operators:
+            if operators is not None and mapping[feature] not in operators:
                 raise InputError(
                     f"feature {feature!r} routes to operator {mapping[feature]!r}, which is not "
-                    f"among the operators ({', '.join(self.operators)}); add it to `operators`",
+                    f"among the operators ({', '.join(operators)}); add it to `operators`",
                     parameter="features",
                 )
-        if self.fallback not in self.operators:
+        if self.fallback is not None and operators is not None and self.fallback not in operators:
             raise InputError(
                 f"operator {self.fallback!r} is not among the operators", parameter="fallback"
             )

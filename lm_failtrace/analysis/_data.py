@@ -10,10 +10,7 @@ import pandas as pd
 from lm_failtrace.analysis._config import AnalysisConfig
 from lm_failtrace.analysis._regimes import RegimeLabeler
 from lm_failtrace.errors import InputError
-from lm_failtrace.profiles import ProfileTable, validate_profiles
-
-#: Suffix of the optional per-operator compute columns: mean generated tokens per trial.
-TOKENS_SUFFIX = "_tokens"
+from lm_failtrace.profiles import TOKENS_SUFFIX, ProfileTable, validate_profiles
 
 
 @dataclass

@@ -35,10 +35,11 @@ def fit_router(
 
     Args:
         table: profile table of one model (or pass ``model`` to pick one).
-        config: analysis configuration.
+        config: analysis configuration; unset columns are the table's
+            (:meth:`AnalysisConfig.resolved`).
         model: which model's units to use when the table holds several.
     """
-    config = (config or AnalysisConfig()).check()
+    config = (config or AnalysisConfig()).resolved(table.schema)
     units = unit_arrays(table, config)
     models = list(pd.unique(units.model))
     if model is None and len(models) > 1:

@@ -76,19 +76,20 @@ def analysis_options(func: F) -> F:
     """The analysis settings shared by every command that analyses (analyze, log).
 
     The decorated command receives one ``config`` argument (an :class:`AnalysisConfig`,
-    already checked) instead of the individual options.
+    already checked) instead of the individual options; columns not given stay unset, so the
+    analysis uses what the table holds.
     """
     options = [
         click.option(
             "--features",
             multiple=True,
-            help="Routing feature columns, comma-separated or repeated; presets: logit "
-            "(default), outcome.",
+            help="Routing feature columns, comma-separated or repeated; presets: logit, "
+            "outcome. Default: the table's features whose operator it holds.",
         ),
         click.option(
             "--operators",
             multiple=True,
-            help="Operator rescue-rate columns (must include retry); default: the paper's five.",
+            help="Operator rescue-rate columns (must include retry); default: the table's.",
         ),
         click.option(
             "--map",
@@ -98,7 +99,11 @@ def analysis_options(func: F) -> F:
             help="Route a feature to an operator in the paper rule (adds to / overrides the "
             "defaults).",
         ),
-        click.option("--fallback", default=None, help="Operator when no z-score is positive."),
+        click.option(
+            "--fallback",
+            default=None,
+            help="Operator when no z-score is positive [sparse_steer_random, else retry].",
+        ),
         click.option("--folds", default=5, show_default=True, type=click.IntRange(min=2)),
         click.option("--repeats", default=10, show_default=True, type=click.IntRange(min=1)),
         click.option(
@@ -118,8 +123,6 @@ def analysis_options(func: F) -> F:
         seed: int,
         **kwargs: Any,
     ) -> Any:
-        from dataclasses import replace
-
         from lm_failtrace.analysis import DEFAULT_MAPPING, AnalysisConfig
         from lm_failtrace.profiles import ProfileSchema
 
@@ -134,12 +137,11 @@ def analysis_options(func: F) -> F:
             features=schema.features,
             operators=schema.operators,
             mapping=mapping,
+            fallback=fallback,
             n_folds=folds,
             n_repeats=repeats,
             random_state=seed,
         )
-        if fallback is not None:
-            config = replace(config, fallback=fallback)
         return func(*args, config=config.check(), **kwargs)
 
     for option in reversed(options):

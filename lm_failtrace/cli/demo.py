@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from lm_failtrace.cli._common import echo_json, reports_input_errors
+from lm_failtrace.record.backends.seeds import DEFAULT_BASE_SEED
 
 
 @click.command("demo")
@@ -24,7 +25,12 @@ from lm_failtrace.cli._common import echo_json, reports_input_errors
     help="Problems per difficulty level (6 levels; at most 50).",
 )
 @click.option("--trials", default=3, show_default=True, help="Repair trials per unit/operator.")
-@click.option("--seed", default=1234, show_default=True, help="Base seed (recording and repair).")
+@click.option(
+    "--seed",
+    default=DEFAULT_BASE_SEED,
+    show_default=True,
+    help="Base seed (recording and repair).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @reports_input_errors
 def demo(workdir: Path, per_level: int, trials: int, seed: int, as_json: bool) -> None:

@@ -75,7 +75,7 @@ def profile(input_path: Path, output: Path | None, all_runs: bool, as_json: bool
         input_path, all_runs=all_runs, progress=lambda msg: click.echo(msg, err=True)
     )
     if output is not None:
-        write_profiles(built.frame, output)
+        write_profiles(built.frame, output, built.schema)
     summary = summarize(built, output)
     if as_json:
         echo_json(summary)

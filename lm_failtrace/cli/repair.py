@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from lm_failtrace.cli._common import echo_json, reports_input_errors
+from lm_failtrace.record.backends.seeds import DEFAULT_BASE_SEED
 
 
 def parse_model_args(value: str | None) -> dict[str, str]:
@@ -37,7 +38,9 @@ def parse_model_args(value: str | None) -> dict[str, str]:
 )
 @click.option("--attempts", default=3, show_default=True, help="Attempts per trial (best of A).")
 @click.option("--trials", default=4, show_default=True, help="Trials per unit and operator.")
-@click.option("--seed", default=1234, show_default=True, help="Base seed of the attempts.")
+@click.option(
+    "--seed", default=DEFAULT_BASE_SEED, show_default=True, help="Base seed of the attempts."
+)
 @click.option(
     "--model-args",
     default=None,

@@ -3,6 +3,10 @@
 Reading is vectorised (pandas with the pyarrow engine) so that a million-unit table validates in
 about the time it takes to parse; the slow, row-by-row search only runs to *locate* an error that
 the vectorised checks already found.
+
+A table carries its schema: :func:`write_profiles` records the features and operators in Parquet
+metadata (a CSV's schema is what its columns imply), and :func:`read_profiles` returns a table
+whose schema is that declaration, narrowed by what the caller asks for.
 """
 
 from __future__ import annotations
@@ -16,7 +20,13 @@ import numpy as np
 import pandas as pd
 
 from lm_failtrace.errors import InputError
-from lm_failtrace.profiles._schema import ID_COLUMNS, OPTIONAL_COLUMNS, RATE_COLUMNS, ProfileSchema
+from lm_failtrace.profiles._schema import (
+    ID_COLUMNS,
+    OPTIONAL_COLUMNS,
+    RATE_COLUMNS,
+    SCHEMA_METADATA_KEY,
+    ProfileSchema,
+)
 
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 
@@ -27,7 +37,8 @@ class ProfileTable:
 
     Attributes:
         frame: the data, identifier columns as strings, numeric columns as float64.
-        schema: which columns are features and which are operator rescue rates.
+        schema: which columns are features and which are operator rescue rates (both named:
+            what the table declares, or the narrower set its reader asked for).
         source: where it came from (a path, or a description), for messages.
     """
 
@@ -75,23 +86,26 @@ def read_profiles(path: str | Path, schema: ProfileSchema | None = None) -> Prof
 
     Args:
         path: a ``.csv`` or ``.parquet`` file.
-        schema: column roles; defaults to the paper's three logit features and five operators.
+        schema: which feature and operator columns to use; ``None`` (or a ``None`` part) keeps
+            what the table holds: the schema a Parquet file written by :func:`write_profiles`
+            declares, else what the columns imply (:meth:`ProfileSchema.from_frame`).
 
     Raises:
-        InputError: the file is missing, empty or unreadable; a required column is missing; a value
-            is non-numeric, missing where it is required, or a rate outside [0, 1]; or a
-            (cell, problem_id) pair repeats. The message names the file, line/row and column.
+        InputError: the file is missing, empty or unreadable; a required or requested column is
+            missing; a value is non-numeric, missing where it is required, or a rate outside
+            [0, 1]; or a (cell, problem_id) pair repeats. The message names the file, line/row
+            and column.
     """
-    schema = schema or ProfileSchema()
     path = Path(path)
     if not path.is_file():
         raise InputError("no such file", path=path)
     if path.stat().st_size == 0:
         raise InputError("the file is empty", path=path)
     parquet = _is_parquet(path)
+    declared = None
     try:
         if parquet:
-            frame = pd.read_parquet(path)
+            frame, declared = _read_parquet(path)
         else:
             frame = pd.read_csv(path, dtype={c: str for c in ID_COLUMNS}, engine="pyarrow")
     except InputError:
@@ -100,7 +114,29 @@ def read_profiles(path: str | Path, schema: ProfileSchema | None = None) -> Prof
         raise InputError(
             f"cannot read as {'Parquet' if parquet else 'CSV'}: {exc}", path=path
         ) from exc
-    return validate_profiles(frame, schema, source=path, parquet=parquet)
+    return validate_profiles(frame, schema, source=path, parquet=parquet, declared=declared)
+
+
+def _read_parquet(path: Path) -> tuple[pd.DataFrame, ProfileSchema | None]:
+    """The frame and the schema the file declares (None when no :func:`write_profiles` wrote it).
+
+    Raises:
+        InputError: the declaration is there but unreadable (a newer format, or damaged):
+            guessing the roles instead would analyse other columns than the writer measured.
+    """
+    import pyarrow.parquet as pq
+
+    data = pq.read_table(path)
+    raw = (data.schema.metadata or {}).get(SCHEMA_METADATA_KEY.encode())
+    frame = data.to_pandas()
+    if raw is None:
+        return frame, None
+    try:
+        return frame, ProfileSchema.from_json(raw)
+    except ValueError as exc:
+        raise InputError(
+            f"unreadable schema in the metadata entry {SCHEMA_METADATA_KEY!r}: {exc}", path=path
+        ) from None
 
 
 def validate_profiles(
@@ -109,59 +145,92 @@ def validate_profiles(
     *,
     source: str | Path = "<memory>",
     parquet: bool = True,
+    declared: ProfileSchema | None = None,
 ) -> ProfileTable:
-    """Validate an in-memory frame as a profile table (see :func:`read_profiles`)."""
-    schema = schema or ProfileSchema()
+    """Validate an in-memory frame as a profile table (see :func:`read_profiles`).
+
+    Args:
+        frame: the data.
+        schema: the requested columns; ``None`` parts keep the table's own.
+        source: where the frame came from, for messages.
+        parquet: locate errors by row (Parquet) rather than by file line (CSV).
+        declared: the schema the table declares; ``None`` = what its columns imply.
+    """
     path = Path(source)
     if len(frame) == 0:
         raise InputError("the table has no rows", path=path)
-    header_error = (
-        (lambda col, msg: InputError(msg, path=path, column=col))
-        if parquet
-        else (lambda col, msg: InputError(msg, path=path, line=1, column=col))
-    )
-    for col in (*schema.id_columns, *schema.features, *schema.operators):
-        if col not in frame.columns:
-            role = (
-                "feature"
-                if col in schema.features
-                else "operator"
-                if col in schema.operators
-                else "identifier"
-            )
-            raise header_error(
-                col,
-                f"missing {role} column (columns present: {', '.join(map(str, frame.columns))})",
-            )
+    implied = declared or ProfileSchema.from_frame(frame)
+    schema = (schema or ProfileSchema()).resolved(implied)
+    _check_header(frame, schema, path, parquet)
     frame = frame.copy()
+    _check_identifiers(frame, schema, path, parquet)
+    _check_numbers(frame, schema, path, parquet)
+    _check_unique(frame, path, parquet)
+    return ProfileTable(frame.reset_index(drop=True), schema, str(source))
+
+
+def _check_header(frame: pd.DataFrame, schema: ProfileSchema, path: Path, parquet: bool) -> None:
+    """Every identifier and requested column exists, checked before any value is read.
+
+    A missing column is the likeliest mistake (a typo, the wrong file) and is reported at the
+    header, with the columns that are there, so it is fixed in one try.
+    """
+    features, operators = schema.features or (), schema.operators or ()
+    for col in (*schema.id_columns, *features, *operators):
+        if col in frame.columns:
+            continue
+        role = "feature" if col in features else "operator" if col in operators else "identifier"
+        message = f"missing {role} column (columns present: {', '.join(map(str, frame.columns))})"
+        if parquet:
+            raise InputError(message, path=path, column=col)
+        raise InputError(message, path=path, line=1, column=col)
+
+
+def _check_identifiers(
+    frame: pd.DataFrame, schema: ProfileSchema, path: Path, parquet: bool
+) -> None:
+    """Identifiers are present in every row and become strings (in place).
+
+    Strings, because ids are compared across files: ``7`` from a CSV and ``"7"`` from Parquet
+    must name the same problem.
+    """
     for col in schema.id_columns:
         values = frame[col]
         missing = values.isna().to_numpy()
         if missing.any():
             raise _locate(path, parquet, int(np.argmax(missing)), col, "missing identifier")
         frame[col] = values.astype(str)
+
+
+def _check_numbers(frame: pd.DataFrame, schema: ProfileSchema, path: Path, parquet: bool) -> None:
+    """Feature, operator and bookkeeping columns become float64 (in place), checked by role.
+
+    Features are required and finite (a routing rule cannot z-score a gap); operators may be
+    empty (not assayed); rates lie in [0, 1].
+    """
+    features, operators = schema.features or (), schema.operators or ()
     optional = [c for c in OPTIONAL_COLUMNS if c in frame.columns]
-    for col in (*schema.features, *schema.operators, *optional):
-        frame[col] = _numeric(frame[col], path, parquet, col, required=col in schema.features)
+    for col in (*features, *operators, *optional):
+        frame[col] = _numeric(frame[col], path, parquet, col, required=col in features)
+        checks = []
         values = frame[col].to_numpy()
-        if col in schema.operators or col in RATE_COLUMNS:
-            bad = (values < 0) | (values > 1)
+        if col in operators or col in RATE_COLUMNS:
+            checks.append(((values < 0) | (values > 1), "rate {!r} is outside [0, 1]"))
+        if col in features:
+            checks.append((~np.isfinite(values), "feature value {!r} is not finite"))
+        for bad, message in checks:
             if bad.any():
                 i = int(np.argmax(bad))
-                raise _locate(path, parquet, i, col, f"rate {float(values[i])!r} is outside [0, 1]")
-        if col in schema.features:
-            bad = ~np.isfinite(values)
-            if bad.any():
-                i = int(np.argmax(bad))
-                raise _locate(
-                    path, parquet, i, col, f"feature value {float(values[i])!r} is not finite"
-                )
+                raise _locate(path, parquet, i, col, message.format(float(values[i])))
+
+
+def _check_unique(frame: pd.DataFrame, path: Path, parquet: bool) -> None:
+    """Each (cell, problem_id) appears once: a repeated unit would count twice in every mean."""
     dup = frame.duplicated(subset=["cell", "problem_id"], keep="first").to_numpy()
     if dup.any():
         i = int(np.argmax(dup))
         key = (frame["cell"].iat[i], frame["problem_id"].iat[i])
         raise _locate(path, parquet, i, "problem_id", f"duplicate (cell, problem_id) {key!r}")
-    return ProfileTable(frame.reset_index(drop=True), schema, str(source))
 
 
 def _numeric(
@@ -185,16 +254,39 @@ def _numeric(
     return out
 
 
-def write_profiles(table: ProfileTable | pd.DataFrame, path: str | Path) -> Path:
-    """Write a profile table atomically (CSV or Parquet by suffix): no partial file on a crash."""
-    frame = table.frame if isinstance(table, ProfileTable) else table
+def write_profiles(
+    table: ProfileTable | pd.DataFrame, path: str | Path, schema: ProfileSchema | None = None
+) -> Path:
+    """Write a profile table atomically (CSV or Parquet by suffix): no partial file on a crash.
+
+    Parquet records the schema in the file's metadata (:data:`SCHEMA_METADATA_KEY`), so a reader
+    gets exactly the features and operators that were measured; a CSV declares what its columns
+    imply.
+
+    Args:
+        table: a profile table, or a frame of one.
+        path: ``.csv``, ``.parquet`` or ``.pq``.
+        schema: the schema to declare; ``None`` (or a ``None`` part): the table's own, or what a
+            frame's columns imply.
+
+    Raises:
+        ValueError: the schema names a column the frame lacks (the file could not be read back).
+    """
+    if isinstance(table, ProfileTable):
+        frame, own = table.frame, table.schema
+    else:
+        frame, own = table, ProfileSchema.from_frame(table)
+    schema = (schema or ProfileSchema()).resolved(own)
+    absent = [c for c in schema.numeric_columns if c not in frame.columns]
+    if absent:
+        raise ValueError(f"the schema names columns the table lacks: {', '.join(absent)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         if _is_parquet(path):
-            frame.to_parquet(tmp, index=False)
+            _write_parquet(frame, tmp, schema)
         else:
             frame.to_csv(tmp, index=False)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; a results table is meant to be shared
@@ -203,3 +295,13 @@ def write_profiles(table: ProfileTable | pd.DataFrame, path: str | Path) -> Path
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _write_parquet(frame: pd.DataFrame, path: str, schema: ProfileSchema) -> None:
+    """``frame.to_parquet(path, index=False)`` with the schema declared in the file's metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = pa.Table.from_pandas(frame, preserve_index=False)
+    metadata = {**(data.schema.metadata or {}), SCHEMA_METADATA_KEY.encode(): schema.to_json()}
+    pq.write_table(data.replace_schema_metadata(metadata), path)

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from lm_failtrace.errors import InputError
-from lm_failtrace.profiles._schema import ID_COLUMNS, LOGIT_FEATURES
+from lm_failtrace.profiles._schema import ID_COLUMNS, LOGIT_FEATURES, ProfileSchema
 from lm_failtrace.rollouts import FINISH_REASONS, UNIT_COLUMNS, OutcomeTally, Source, discover
 
 #: Per-unit columns after the identifiers, in output order (logit columns follow when present).
@@ -74,6 +74,8 @@ class ProfileBuild:
         sources: the files read, in order.
         n_rollouts: rollouts read.
         n_units: (model, task, problem) units seen, failing or not.
+        schema: the features measured (the outcome features the rollouts define, the logit
+            features when they carry them); no operators.
         cells: (model, task) -> its counts over all problems, failing or not.
     """
 
@@ -81,6 +83,7 @@ class ProfileBuild:
     sources: list[Path]
     n_rollouts: int
     n_units: int
+    schema: ProfileSchema
     cells: dict[tuple[str, str], CellCounts] = field(default_factory=dict)
 
 
@@ -122,12 +125,16 @@ def build_profiles(
         raise InputError("no rollouts in the input", path=path)
     _check_repeats(units, sources)
     logit_columns = [name for name, seen in zip(LOGIT_FEATURES, seen_logits, strict=True) if seen]
+    frame = _frame(units, logit_columns)
     return ProfileBuild(
-        frame=_frame(units, logit_columns),
+        frame=frame,
         sources=[s.path for s in sources],
         n_rollouts=n_rollouts,
         n_units=len(units),
         cells=_cell_counts(units),
+        # The rule a CSV is read back with, so a table's schema does not depend on its format:
+        # an outcome feature no rollout defined (no finish reasons known) is not declared.
+        schema=ProfileSchema.from_frame(frame),
     )
 
 
@@ -141,67 +148,18 @@ def _accumulate(
 ) -> int:
     """Fold one source's rollouts into ``units``; returns the running rollout count.
 
-    This loop runs once per rollout, so it validates inline rather than through helpers.
+    Each field is checked as it is read (by the helpers below), so an error names the rollout's
+    file, line/row and field, and nothing but the per-problem summaries is kept.
     """
-    default_model, default_task = source.model, source.task
     for record in source:
-        try:
-            problem_id = record["problem_id"]
-            answer = record["answer"]
-            correct = record["correct"]
-        except KeyError as exc:
-            raise source.error("missing field", column=exc.args[0]) from None
-        model = record.get("model") or default_model
-        task = record.get("task") or default_task
-        if not model or not isinstance(model, str):
-            raise source.error("missing or non-string model name", column="model")
-        if not task or not isinstance(task, str):
-            raise source.error("missing or non-string task name", column="task")
-        if problem_id is None or problem_id == "":
-            raise source.error("missing problem id", column="problem_id")
-        if type(problem_id) is not str:
-            problem_id = str(problem_id)
-        if correct is not True and correct is not False:
-            if correct in (0, 1) and isinstance(correct, (int, float)):
-                correct = bool(correct)
-            else:
-                raise source.error(f"expected true/false, got {correct!r}", column="correct")
-        if answer is not None and type(answer) is not str:
-            answer = str(answer)
-        key = (model, task, problem_id)
+        key, answer, correct = _identify(source, record)
         unit = units.get(key)
         if unit is None:
             unit = units[key] = _Unit(index, source.position)
         repeat = record.get("repeat")
         if repeat is not None:
-            if type(repeat) is not int or not 0 <= repeat < MAX_REPEAT:
-                raise source.error(
-                    f"expected a repeat index in [0, {MAX_REPEAT}), got {repeat!r}",
-                    column="repeat",
-                )
-            if unit.file != index:
-                unit.file, unit.repeats = index, 0
-            bit = 1 << repeat
-            if unit.repeats & bit:
-                raise source.error(
-                    f"duplicate (problem_id, repeat) ({problem_id!r}, {repeat}) for model "
-                    f"{model!r}, task {task!r}",
-                    column="repeat",
-                )
-            unit.repeats |= bit
-        tokens = record.get("generated_tokens")
-        if tokens is not None and (type(tokens) is not int or tokens < 0):
-            if isinstance(tokens, float) and tokens.is_integer() and tokens >= 0:
-                tokens = int(tokens)
-            else:
-                raise source.error(
-                    f"expected an integer >= 0 or null, got {tokens!r}", column="generated_tokens"
-                )
-        reason = record.get("finish_reason")
-        if reason is not None and (type(reason) is not str or reason not in _FINISH):
-            raise source.error(
-                f"expected 'stop', 'length' or null, got {reason!r}", column="finish_reason"
-            )
+            _mark_repeat(source, repeat, unit, index, key)
+        tokens, reason = _generation(source, record)
         unit.tally.add(answer, correct, reason, tokens)
         if not correct and not _LOGIT_KEYS.isdisjoint(record):
             _add_logits(source, record, unit, seen_logits)
@@ -209,6 +167,89 @@ def _accumulate(
         if progress is not None and n_rollouts % PROGRESS_EVERY == 0:
             progress(f"{n_rollouts:,} rollouts, {len(units):,} problems")
     return n_rollouts
+
+
+def _identify(
+    source: Source, record: dict[str, Any]
+) -> tuple[tuple[str, str, str], str | None, bool]:
+    """The rollout's unit (model, task, problem id), its answer and whether it is correct.
+
+    Ids and answers become strings because they are compared across files and formats (``7`` in
+    one table and ``"7"`` in another are the same problem, the same answer); the model and task
+    fall back to the source's (the run folder's) when the row does not name them.
+    """
+    try:
+        problem_id = record["problem_id"]
+        answer = record["answer"]
+        correct = record["correct"]
+    except KeyError as exc:
+        raise source.error("missing field", column=exc.args[0]) from None
+    model = record.get("model") or source.model
+    task = record.get("task") or source.task
+    if not model or not isinstance(model, str):
+        raise source.error("missing or non-string model name", column="model")
+    if not task or not isinstance(task, str):
+        raise source.error("missing or non-string task name", column="task")
+    if problem_id is None or problem_id == "":
+        raise source.error("missing problem id", column="problem_id")
+    if answer is not None and type(answer) is not str:
+        answer = str(answer)
+    return (model, task, str(problem_id)), answer, _correct(source, correct)
+
+
+def _correct(source: Source, value: Any) -> bool:
+    """``correct`` as a bool; 0/1 are accepted because many harnesses log scores as numbers."""
+    if value is True or value is False:
+        return value
+    if value in (0, 1) and isinstance(value, (int, float)):
+        return bool(value)
+    raise source.error(f"expected true/false, got {value!r}", column="correct")
+
+
+def _mark_repeat(
+    source: Source, repeat: Any, unit: _Unit, index: int, key: tuple[str, str, str]
+) -> None:
+    """Record repeat ``repeat`` of the unit, refusing a repeat seen before in the same file.
+
+    A duplicate (problem_id, repeat) means a merged or re-run log that would count a rollout twice;
+    repeat indices are only compared within one file because ``--all-runs`` pools runs whose
+    repeats legitimately restart at 0.
+    """
+    if type(repeat) is not int or not 0 <= repeat < MAX_REPEAT:
+        raise source.error(
+            f"expected a repeat index in [0, {MAX_REPEAT}), got {repeat!r}", column="repeat"
+        )
+    if unit.file != index:
+        unit.file, unit.repeats = index, 0
+    bit = 1 << repeat
+    if unit.repeats & bit:
+        model, task, problem_id = key
+        raise source.error(
+            f"duplicate (problem_id, repeat) ({problem_id!r}, {repeat}) for model {model!r}, "
+            f"task {task!r}",
+            column="repeat",
+        )
+    unit.repeats |= bit
+
+
+def _generation(source: Source, record: dict[str, Any]) -> tuple[int | None, str | None]:
+    """The rollout's token count and finish reason; absent or null = unknown, never guessed.
+
+    A whole float token count (``12.0``, as some JSON writers emit) is accepted as the integer.
+    """
+    tokens = record.get("generated_tokens")
+    if tokens is not None and (type(tokens) is not int or tokens < 0):
+        if not (isinstance(tokens, float) and tokens.is_integer() and tokens >= 0):
+            raise source.error(
+                f"expected an integer >= 0 or null, got {tokens!r}", column="generated_tokens"
+            )
+        tokens = int(tokens)
+    reason = record.get("finish_reason")
+    if reason is not None and (type(reason) is not str or reason not in _FINISH):
+        raise source.error(
+            f"expected 'stop', 'length' or null, got {reason!r}", column="finish_reason"
+        )
+    return tokens, reason
 
 
 def _add_logits(source: Source, record: dict[str, Any], unit: _Unit, seen: list[bool]) -> None:

@@ -16,7 +16,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from lm_failtrace.record.backends.seeds import rollout_seed
+from lm_failtrace.record.backends.seeds import DEFAULT_BASE_SEED, rollout_seed
 from lm_failtrace.repair.steering import RowPlan
 
 LOCAL_TEMPERATURES: tuple[float, ...] = (1.0, 1.5, 2.0)
@@ -42,7 +42,7 @@ class UnitContext:
     threshold: float | None
     temperature: float = 0.6
     max_new_tokens: int = 128
-    base_seed: int = 1234
+    base_seed: int = DEFAULT_BASE_SEED
 
     def base_plan(self, trial: int, attempt: int, attempts: int) -> RowPlan:
         """The plain sample of this attempt: what ``retry`` runs and others start from."""

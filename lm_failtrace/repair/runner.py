@@ -25,8 +25,9 @@ import numpy as np
 import pandas as pd
 
 from lm_failtrace.errors import InputError
-from lm_failtrace.profiles import write_profiles
+from lm_failtrace.profiles import ProfileSchema, write_profiles
 from lm_failtrace.profiles.build import build_profiles
+from lm_failtrace.record.backends.seeds import DEFAULT_BASE_SEED
 from lm_failtrace.repair.generators import AttemptGenerator, attempt_generator
 from lm_failtrace.repair.operators import OPERATORS, UnitContext
 from lm_failtrace.rollouts import SAMPLES_KEY, Run, find_runs, recorded_model_args
@@ -50,7 +51,7 @@ class RepairConfig:
     operators: tuple[str, ...] = DEFAULT_OPERATORS
     attempts: int = 3
     trials: int = 4
-    seed: int = 1234
+    seed: int = DEFAULT_BASE_SEED
     quantile: float = 0.99
 
     def check(self) -> None:
@@ -231,7 +232,8 @@ def repair_run(
     config = config or RepairConfig()
     config.check()
     output = Path(output)
-    table = build_profiles(run_dir).frame
+    built = build_profiles(run_dir)
+    table = built.frame
     if table["model"].nunique() > 1:
         raise InputError(
             "repair one model at a time: this directory holds runs of "
@@ -277,6 +279,7 @@ def repair_run(
         )
     extra = pd.DataFrame([results[k] for k in keys], columns=columns)
     out = pd.concat([table.reset_index(drop=True), extra], axis=1)
-    write_profiles(out, output)
+    # The table declares what was measured: the run's features and exactly these operators.
+    write_profiles(out, output, ProfileSchema(built.schema.features, config.operators))
     checkpoint.path.unlink()
     return out

@@ -112,10 +112,21 @@ def _section(title: str, section: dict, config: dict) -> str:
     return "\n".join(parts)
 
 
+def _columns(config: dict) -> str:
+    """The columns analysed, and why any the table holds were left out (never silently)."""
+    lines = [
+        f"Features: {', '.join(config['features'])}",
+        f"Operators: {', '.join(config['operators'])} (fallback {config['fallback']})",
+    ]
+    lines += [f"Note: {note}" for note in config.get("notes") or ()]
+    return "\n".join(lines)
+
+
 def analysis_text(document: dict) -> str:
-    """The whole analysis document as readable text: one block per cell, pooled, verdicts."""
+    """The whole analysis document as readable text: columns, each cell, pooled, verdicts."""
     config = document["config"]
-    blocks = [_section(f"cell {name}", sec, config) for name, sec in document["cells"].items()]
+    blocks = [_columns(config)]
+    blocks += [_section(f"cell {name}", sec, config) for name, sec in document["cells"].items()]
     if len(document["cells"]) > 1:
         blocks.append(_section("pooled over cells", document["pooled"], config))
     blocks.append("Verdicts:\n" + "\n".join(f"- {v}" for v in document["verdicts"]))

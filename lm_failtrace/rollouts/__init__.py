@@ -26,6 +26,7 @@ from lm_failtrace.rollouts.runs import (
     recorded_model_args,
     run_model_name,
     samples_files,
+    short_model_name,
     sidecar_path,
 )
 from lm_failtrace.rollouts.sources import Source, discover
@@ -48,5 +49,6 @@ __all__ = [
     "recorded_model_args",
     "run_model_name",
     "samples_files",
+    "short_model_name",
     "sidecar_path",
 ]

@@ -118,8 +118,30 @@ def _folder_runs(folder: Path, all_runs: bool) -> list[Run]:
     return chosen
 
 
+def short_model_name(value: str) -> str:
+    """A model's short, stable name: a local path becomes its final folder name.
+
+    The name becomes cells (``model|task``), MLflow run names, figure files and report rows; an
+    absolute checkpoint path there would differ from machine to machine and bury the one part a
+    reader needs. A value is a local path when it is absolute, starts with ``.`` or ``~``, ends
+    with ``/``, or names an existing directory; anything else, such as a Hugging Face hub id
+    (``Qwen/Qwen3-0.6B``), is kept as it is.
+    """
+    local = value.startswith((".", "~")) or value.endswith("/") or Path(value).is_absolute()
+    if not (local or Path(value).is_dir()):
+        return value
+    path = Path(value.rstrip("/") or value)
+    if path.name in ("", ".", ".."):  # "/", ".", "../": the folder the path resolves to
+        path = path.resolve()
+    return path.name or value
+
+
 def run_model_name(folder: Path, ts: str) -> str:
-    """The model a run folder holds: ``results_<ts>.json``'s model name, else the folder name."""
+    """The model a run folder holds: ``results_<ts>.json``'s model name, else the folder name.
+
+    Names from the results JSON (lm-eval's ``model_name``, else the model argument it derives
+    one from) are shortened by :func:`short_model_name`: a checkpoint path gives its folder name.
+    """
     results = folder / f"results_{ts}.json"
     if results.is_file():
         try:
@@ -128,11 +150,11 @@ def run_model_name(folder: Path, ts: str) -> str:
             raise InputError(f"invalid JSON: {exc}", path=results) from None
         name = doc.get("model_name") if isinstance(doc, dict) else None
         if isinstance(name, str) and name:
-            return name
+            return short_model_name(name)
         args = (doc.get("config") or {}).get("model_args") if isinstance(doc, dict) else None
         found = _name_from_model_args(args)
         if found:
-            return found
+            return short_model_name(found)
     return folder.name
 
 

@@ -123,21 +123,26 @@ def _run_settings(run_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, fl
 
 
 def _from_run_dir(path: Path, schema: ProfileSchema) -> ProfileTable:
+    """The run's profiles, which must hold the requested (else: some) rescue-rate columns."""
     from lm_failtrace.profiles.build import build_profiles
 
-    frame = build_profiles(path).frame
-    missing = [op for op in schema.operators if op not in frame.columns]
-    if missing:
+    built = build_profiles(path)
+    schema = schema.resolved(built.schema)
+    missing = [op for op in schema.operators or () if op not in built.frame.columns]
+    if missing or not schema.operators:
         raise InputError(
-            f"the run has no rescue rates ({', '.join(missing)}): regimes and the router need "
-            f"them. Measure them with `failtrace repair {path}` and log the profile table it "
-            f"writes, adding --lm-eval-run {path} to keep the run's settings and pass@k",
+            f"the run has no rescue rates ({', '.join(missing) or 'no operator columns'}): "
+            f"regimes and the router need them. Measure them with `failtrace repair {path}` and "
+            f"log the profile table it writes, with `lm_eval_run` {path} to keep the run's "
+            "settings and pass@k",
             path=path,
         )
-    return validate_profiles(frame, schema, source=path)
+    return validate_profiles(built.frame, schema, source=path)
 
 
-def _select(table: ProfileTable, column: str, wanted: tuple[str, ...], option: str) -> ProfileTable:
+def _select(
+    table: ProfileTable, column: str, wanted: tuple[str, ...], parameter: str
+) -> ProfileTable:
     if not wanted:
         return table
     present = set(table.frame[column])
@@ -146,7 +151,7 @@ def _select(table: ProfileTable, column: str, wanted: tuple[str, ...], option: s
         raise InputError(
             f"no {column} {', '.join(missing)} in the input (it has {', '.join(sorted(present))})",
             path=table.source,
-            column=option,
+            parameter=parameter,
         )
     frame = table.frame.loc[table.frame[column].isin(wanted)].reset_index(drop=True)
     return ProfileTable(frame, table.schema, table.source)
@@ -165,7 +170,7 @@ def load_input(
     Args:
         path: a ``.csv``/``.parquet`` profile table, or an lm-eval ``--output_path`` folder whose
             rollouts carry rescue rates.
-        schema: feature and operator columns of the analysis.
+        schema: feature and operator columns of the analysis (``None`` parts: the input's own).
         tasks: keep only these tasks (all when empty); ``cells``: likewise for cells.
         lm_eval_run: the lm-eval run a profile table came from (its settings and pass@k are
             logged); defaults to ``path`` when that is a run directory.
@@ -176,12 +181,12 @@ def load_input(
     """
     path = Path(path)
     table = _from_run_dir(path, schema) if path.is_dir() else read_profiles(path, schema)
-    table = _select(_select(table, "task", tasks, "--task"), "cell", cells, "--cell")
+    table = _select(_select(table, "task", tasks, "tasks"), "cell", cells, "cells")
     models = list(dict.fromkeys(table.frame["model"]))
     if len(models) > 1:
         raise InputError(
             f"the input holds several models ({', '.join(models)}); one registered model version "
-            "is one model: choose its cells with --cell",
+            "is one model: choose its cells with `cells`",
             path=path,
             column="model",
         )

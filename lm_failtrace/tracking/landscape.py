@@ -55,7 +55,11 @@ def compute_landscape(
     with_router: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> Landscape:
-    """Analyse ``table``, fit the router, draw the figures and render the report."""
+    """Analyse ``table``, fit the router, draw the figures and render the report.
+
+    Unset columns of ``config`` are the table's (:meth:`AnalysisConfig.resolved`).
+    """
+    config = config.resolved(table.schema)
     say = progress or (lambda _msg: None)
     analysis = to_jsonable(analyze(table, config, progress=progress))
     router = None

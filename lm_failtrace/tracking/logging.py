@@ -221,7 +221,7 @@ def log_failure_landscape(
         checkpoint: URI of the weights, registered as an external model when no version matches.
         tracking_uri: see :func:`lm_failtrace.tracking.resolve_tracking_uri`.
         tasks, cells: restrict the input.
-        config: analysis settings (defaults to the paper's).
+        config: analysis settings; unset columns are the input table's.
         lm_eval_run: the lm-eval run a profile table came from (settings and pass@k).
         progress: receives one-line status messages (stderr by default).
 
@@ -239,6 +239,8 @@ def log_failure_landscape(
     uri = resolve_tracking_uri(tracking_uri)
     client = tracking_client(uri)
     inp = load_input(source, config.schema, tasks=tasks, cells=cells, lm_eval_run=lm_eval_run)
+    # Resolved before hashing: the hash then names the columns actually analysed.
+    config = config.resolved(inp.table.schema)
     version_text = code_version()
     digest = content_hash(inp.table, config, version_text)
     experiment = registry.experiment_name(model_name)

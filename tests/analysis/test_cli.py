@@ -55,7 +55,7 @@ def test_text_tables_and_plots(csv_path, tmp_path):
             ["--operators", "retry,sparse_steer,sparse_steer_random,local_temp,dense_steer,warp"],
             "column 'warp'",
         ),
-        (["--operators", "retry,sparse_steer"], "add it to --operators"),
+        (["--features", "logit", "--operators", "retry,sparse_steer"], "add it to --operators"),
         (["--operators", "sparse_steer,dense_steer"], "--operators: must include 'retry'"),
     ],
 )

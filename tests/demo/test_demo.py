@@ -43,13 +43,18 @@ mlflow.set_tracking_uri({summary["tracking_uri"]!r})
 client = MlflowClient()
 mv = client.get_model_version_by_alias("failtrace-demo-specialist", "candidate")
 rv = client.get_model_version_by_alias("failtrace-demo-specialist-router", "candidate")
-arts = [a.path for a in client.list_artifacts(mv.tags["failtrace.run_id"])]
+run_id = mv.tags["failtrace.run_id"]
+arts = [a.path for a in client.list_artifacts(run_id)]
+arts += [a.path for a in client.list_artifacts(run_id, "figures")]
+runs = client.search_runs([client.get_run(run_id).info.experiment_id])
 router = mlflow.pyfunc.load_model("models:/failtrace-demo-specialist-router@candidate")
 profiles = pd.read_csv({summary["profiles"]!r})
 names = [c.name for c in router.metadata.signature.inputs.inputs if c.name != "task"]
 routes = router.predict(profiles[names])
 print(json.dumps({{"tags": mv.tags, "router_version": rv.version, "artifacts": arts,
-                  "routes": [str(r) for r in routes], "source": mv.source}}))
+                  "routes": [str(r) for r in routes], "source": mv.source,
+                  "cells": sorted(set(profiles["cell"])),
+                  "run_names": sorted(r.info.run_name for r in runs)}}))
 """
     loaded = subprocess.run(
         [sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=300
@@ -62,3 +67,7 @@ print(json.dumps({{"tags": mv.tags, "router_version": rv.version, "artifacts": a
     operators = {"retry", "sparse_steer", "sparse_steer_random", "local_temp", "dense_steer",
                  "budget", "temp_shift"}  # fmt: skip
     assert info["routes"] and set(info["routes"]) <= operators
+    # Readable names: the checkpoint folder's name, not its absolute path, everywhere it shows.
+    assert info["cells"] == ["specialist|failtrace_arith"]
+    assert "specialist|failtrace_arith" in info["run_names"]
+    assert "figures/routing_map_specialist_failtrace_arith.png" in info["artifacts"]

@@ -59,7 +59,7 @@ def _error(path, schema=None) -> InputError:
 
 def test_missing_column_names_file_header_and_column(tmp_path):
     path = _csv(tmp_path, _frame().drop(columns="dense_steer"))
-    err = _error(path)
+    err = _error(path, ProfileSchema(operators=OPERATORS))
     assert (err.path, err.line, err.column) == (str(path), 1, "dense_steer")
     assert "missing operator column" in err.message
 
@@ -159,6 +159,7 @@ def test_any_single_bad_value_is_located_exactly(tmp_path, n, data, kind, parque
         frame.to_parquet(path)
     else:
         frame.to_csv(path, index=False)
-    err = _error(path)
+    # explicit: with one row, an emptied feature column would declare no feature at all
+    err = _error(path, ProfileSchema(features=FEATURES))
     assert err.column == column and err.path == str(path)
     assert (err.row, err.line) == ((row + 1, None) if parquet else (None, row + 2))

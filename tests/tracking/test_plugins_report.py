@@ -15,7 +15,7 @@ import pytest
 from mlflow import MlflowClient
 
 from lm_failtrace.analysis import AnalysisConfig
-from lm_failtrace.profiles import read_profiles
+from lm_failtrace.profiles import PAPER_OPERATORS, read_profiles
 from lm_failtrace.tracking.landscape import compute_landscape
 
 pytestmark = pytest.mark.slow
@@ -49,7 +49,7 @@ def test_evaluator_plugin_logs_landscape_on_the_model(mlflow_server, sft4b_csv) 
     assert type(evaluator).__module__ == "lm_failtrace_mlflow.evaluator"
 
     profiles = pd.read_csv(sft4b_csv, dtype={"problem_id": str})
-    rescue = profiles[["model", "task", "problem_id", *AnalysisConfig().operators]]
+    rescue = profiles[["model", "task", "problem_id", *PAPER_OPERATORS]]
     mlflow.set_tracking_uri(mlflow_server)
     mlflow.set_experiment("failtrace-evaluate-test")
     model = mlflow.create_external_model(name="evaluated", model_type="llm")

@@ -14,6 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 from lm_failtrace.analysis import AnalysisConfig
+from lm_failtrace.profiles import PAPER_OPERATORS
 from lm_failtrace.tracking import log_failure_landscape, registry
 
 pytestmark = pytest.mark.slow
@@ -113,7 +114,7 @@ def test_log_promote_status_and_load_router_by_alias(mlflow_server, sft4b_csv, f
         ), "artifacts", "router_params.json").read_text()
     )  # fmt: skip
     assert routes == list(load_router(params).predict(features))
-    assert set(routes) <= set(AnalysisConfig().operators)
+    assert set(routes) <= set(PAPER_OPERATORS)
 
 
 def test_failure_mid_logging_leaves_nothing_dangling(
