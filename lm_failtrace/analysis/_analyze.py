@@ -9,14 +9,14 @@ import pandas as pd
 
 from lm_failtrace.analysis._cluster import cluster_units
 from lm_failtrace.analysis._config import AnalysisConfig
-from lm_failtrace.analysis._data import UnitArrays, checked_frame, unit_arrays
+from lm_failtrace.analysis._data import UnitArrays, checked_frame, prepare, unit_arrays
 from lm_failtrace.analysis._honest import HeldOut, cross_fit, select_policy, summarize
 from lm_failtrace.analysis._published import published_by_cell
 from lm_failtrace.analysis._recover import cv_accuracy
 from lm_failtrace.analysis._regimes import RegimeLabeler, regime_summaries, regime_summary
 from lm_failtrace.analysis._threads import single_threaded
 from lm_failtrace.formatting import format_number
-from lm_failtrace.profiles import ProfileTable
+from lm_failtrace.profiles import ProfileData
 
 Progress = Callable[[str], None]
 
@@ -103,7 +103,7 @@ def _verdicts(name: str, section: dict) -> list[str]:
 
 @single_threaded
 def analyze(
-    table: ProfileTable,
+    table: ProfileData,
     config: AnalysisConfig | None = None,
     cell: str | None = None,
     progress: Progress | None = None,
@@ -111,7 +111,7 @@ def analyze(
     """Regimes, published and honest protocols, policy selection, recoverability and clustering.
 
     Args:
-        table: a validated profile table.
+        table: a profile table: a :class:`ProfileTable`, a DataFrame, or a CSV/Parquet path.
         config: columns, thresholds and cross-fitting; unset columns are the table's
             (:meth:`AnalysisConfig.resolved`, which is the ``config`` the document holds).
         cell: analyse only this cell (an unknown cell is an :class:`InputError`).
@@ -124,7 +124,7 @@ def analyze(
         ``recoverability`` and ``clustering``; ``pooled`` adds ``model_identification`` and
         clustering agreement with model and cell.
     """
-    config = (config or AnalysisConfig()).resolved(table.schema)
+    table, config = prepare(table, config)
     if cell is not None:
         table = table.cell(cell)
     units = unit_arrays(table, config)
@@ -165,12 +165,12 @@ def analyze(
 
 
 @single_threaded
-def published(table: ProfileTable, config: AnalysisConfig | None = None) -> dict:
+def published(table: ProfileData, config: AnalysisConfig | None = None) -> dict:
     """Regimes and the published protocol only (no cross-fitting): fast on millions of units.
 
     Returns ``{"config", "cells": {cell: {"n_units", "regimes", "published"}}, "pooled": {...}}``.
     """
-    config = (config or AnalysisConfig()).resolved(table.schema)
+    table, config = prepare(table, config)
     frame = checked_frame(table, config)
     X = frame.loc[:, list(config.features)].to_numpy(dtype=float)
     R = frame.loc[:, list(config.operators)].to_numpy(dtype=float)
@@ -195,18 +195,18 @@ def published(table: ProfileTable, config: AnalysisConfig | None = None) -> dict
     }
 
 
-def regime_labels(table: ProfileTable, config: AnalysisConfig | None = None) -> np.ndarray:
+def regime_labels(table: ProfileData, config: AnalysisConfig | None = None) -> np.ndarray:
     """Regime of every unit of ``table`` (row order)."""
-    return unit_arrays(table, (config or AnalysisConfig()).resolved(table.schema)).regime
+    return unit_arrays(*prepare(table, config)).regime
 
 
-def routing_map(table: ProfileTable, config: AnalysisConfig | None = None) -> pd.DataFrame:
+def routing_map(table: ProfileData, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """Per unit: cell, z-score of each feature within its cell, the paper rule's route, regime.
 
     The z-scores and routes are those of the batch rule applied to each cell's whole population
     (what a figure of the routing map shows); column ``z_<feature>`` per feature.
     """
-    config = (config or AnalysisConfig()).resolved(table.schema)
+    table, config = prepare(table, config)
     units = unit_arrays(table, config)
     parts = []
     for name in pd.unique(units.cell):

@@ -10,7 +10,25 @@ import pandas as pd
 from lm_failtrace.analysis._config import AnalysisConfig
 from lm_failtrace.analysis._regimes import RegimeLabeler
 from lm_failtrace.errors import InputError
-from lm_failtrace.profiles import TOKENS_SUFFIX, ProfileTable, validate_profiles
+from lm_failtrace.profiles import (
+    TOKENS_SUFFIX,
+    ProfileData,
+    ProfileTable,
+    as_profile_table,
+    validate_profiles,
+)
+
+
+def prepare(
+    data: ProfileData, config: AnalysisConfig | None
+) -> tuple[ProfileTable, AnalysisConfig]:
+    """The table (from a path, a DataFrame or a table) and the configuration resolved against it.
+
+    Every public analysis function starts here, so each accepts the same inputs and fills unset
+    columns from the table the same way (:meth:`AnalysisConfig.resolved`).
+    """
+    table = as_profile_table(data)
+    return table, (config or AnalysisConfig()).resolved(table.schema)
 
 
 @dataclass

@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 
 from lm_failtrace.analysis._config import AnalysisConfig
-from lm_failtrace.analysis._data import unit_arrays
+from lm_failtrace.analysis._data import prepare, unit_arrays
 from lm_failtrace.analysis._honest import HeldOut, cross_fit, select_policy
 from lm_failtrace.analysis._policies import policy_from_params, policy_to_params
 from lm_failtrace.analysis._registry import make_policy
 from lm_failtrace.analysis._threads import single_threaded
 from lm_failtrace.errors import InputError
-from lm_failtrace.profiles import ProfileTable
+from lm_failtrace.profiles import ProfileData
 
 #: Version tag of the router parameter format.
 ROUTER_FORMAT = "lm-failtrace-router/1"
@@ -25,7 +25,7 @@ ROUTER_FORMAT = "lm-failtrace-router/1"
 
 @single_threaded
 def fit_router(
-    table: ProfileTable, config: AnalysisConfig | None = None, model: str | None = None
+    table: ProfileData, config: AnalysisConfig | None = None, model: str | None = None
 ) -> dict:
     """Select a policy by cross-validated rescue on all failures, refit it, return JSON params.
 
@@ -34,12 +34,13 @@ def fit_router(
     units together (the ``pooled`` fallback).
 
     Args:
-        table: profile table of one model (or pass ``model`` to pick one).
+        table: profile table of one model (or pass ``model`` to pick one): a
+            :class:`ProfileTable`, a DataFrame, or a CSV/Parquet path.
         config: analysis configuration; unset columns are the table's
             (:meth:`AnalysisConfig.resolved`).
         model: which model's units to use when the table holds several.
     """
-    config = (config or AnalysisConfig()).resolved(table.schema)
+    table, config = prepare(table, config)
     units = unit_arrays(table, config)
     models = list(pd.unique(units.model))
     if model is None and len(models) > 1:

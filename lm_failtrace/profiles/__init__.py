@@ -1,6 +1,13 @@
 """Failure-profile tables: the one data type between recording and analysis."""
 
-from lm_failtrace.profiles._io import ProfileTable, read_profiles, validate_profiles, write_profiles
+from lm_failtrace.profiles._io import (
+    ProfileData,
+    ProfileTable,
+    as_profile_table,
+    read_profiles,
+    validate_profiles,
+    write_profiles,
+)
 from lm_failtrace.profiles._schema import (
     ALL_OPERATORS,
     FEATURE_PRESETS,
@@ -15,6 +22,7 @@ from lm_failtrace.profiles._schema import (
     ProfileSchema,
     resolve_features,
 )
+from lm_failtrace.profiles.build import ProfileBuild, build_profiles
 
 __all__ = [
     "ALL_OPERATORS",
@@ -27,8 +35,12 @@ __all__ = [
     "PAPER_OPERATORS",
     "SCHEMA_METADATA_KEY",
     "TOKENS_SUFFIX",
+    "ProfileBuild",
+    "ProfileData",
     "ProfileSchema",
     "ProfileTable",
+    "as_profile_table",
+    "build_profiles",
     "read_profiles",
     "resolve_features",
     "validate_profiles",

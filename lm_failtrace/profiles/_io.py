@@ -81,6 +81,25 @@ def _locate(path: Path, parquet: bool, index: int, column: str, message: str) ->
     return InputError(message, path=path, line=index + 2, column=column)
 
 
+#: What the pipeline's functions accept as a profile table: read, in memory, or validated.
+ProfileData = ProfileTable | pd.DataFrame | str | Path
+
+
+def as_profile_table(data: ProfileData, schema: ProfileSchema | None = None) -> ProfileTable:
+    """Whatever a caller holds as a :class:`ProfileTable`, so every entry point takes all three.
+
+    A :class:`ProfileTable` is used as it is (narrowed to ``schema`` when one is given), a
+    DataFrame is validated in memory (no temporary file), a path is read.
+    """
+    if isinstance(data, ProfileTable):
+        if schema is None:
+            return data
+        return validate_profiles(data.frame, schema, source=data.source, declared=data.schema)
+    if isinstance(data, pd.DataFrame):
+        return validate_profiles(data, schema)
+    return read_profiles(data, schema)
+
+
 def read_profiles(path: str | Path, schema: ProfileSchema | None = None) -> ProfileTable:
     """Read and validate a profile table.
 

@@ -23,7 +23,13 @@ from typing import Any
 
 from lm_failtrace import __version__
 from lm_failtrace.errors import InputError
-from lm_failtrace.profiles import ProfileSchema, ProfileTable, read_profiles, validate_profiles
+from lm_failtrace.profiles import (
+    ProfileData,
+    ProfileSchema,
+    ProfileTable,
+    as_profile_table,
+    validate_profiles,
+)
 from lm_failtrace.record.secrets import REDACTED, is_secret_name, known_secret_values
 
 _PAIR = re.compile(r"([A-Za-z0-9_.-]+)(\s*=\s*)([^,\s]+)")
@@ -158,41 +164,41 @@ def _select(
 
 
 def load_input(
-    path: str | Path,
+    source: ProfileData,
     schema: ProfileSchema,
     *,
     tasks: tuple[str, ...] = (),
     cells: tuple[str, ...] = (),
     lm_eval_run: str | Path | None = None,
 ) -> LandscapeInput:
-    """Read a profile table file, or build profiles from an lm-eval run directory.
+    """A profile table as given (in memory or a file), or built from an lm-eval run directory.
 
     Args:
-        path: a ``.csv``/``.parquet`` profile table, or an lm-eval ``--output_path`` folder whose
-            rollouts carry rescue rates.
+        source: a :class:`ProfileTable` or DataFrame, a ``.csv``/``.parquet`` profile table, or
+            an lm-eval ``--output_path`` folder whose rollouts carry rescue rates.
         schema: feature and operator columns of the analysis (``None`` parts: the input's own).
         tasks: keep only these tasks (all when empty); ``cells``: likewise for cells.
         lm_eval_run: the lm-eval run a profile table came from (its settings and pass@k are
-            logged); defaults to ``path`` when that is a run directory.
+            logged); defaults to ``source`` when that is a run directory.
 
     Raises:
         InputError: unreadable input, a run without rescue rates, a requested task or cell that
             the input does not hold, or a table with several models.
     """
-    path = Path(path)
-    table = _from_run_dir(path, schema) if path.is_dir() else read_profiles(path, schema)
+    run_folder = isinstance(source, (str, Path)) and Path(source).is_dir()
+    table = _from_run_dir(Path(source), schema) if run_folder else as_profile_table(source, schema)
     table = _select(_select(table, "task", tasks, "tasks"), "cell", cells, "cells")
     models = list(dict.fromkeys(table.frame["model"]))
     if len(models) > 1:
         raise InputError(
             f"the input holds several models ({', '.join(models)}); one registered model version "
             "is one model: choose its cells with `cells`",
-            path=path,
+            path=table.source,
             column="model",
         )
-    run_dir = Path(lm_eval_run) if lm_eval_run else (path if path.is_dir() else None)
+    run_dir = Path(lm_eval_run) if lm_eval_run else (Path(source) if run_folder else None)
     config, pass_k = _run_settings(run_dir) if run_dir else ({}, {})
-    return LandscapeInput(table, str(path), config, pass_k)
+    return LandscapeInput(table, table.source if not run_folder else str(source), config, pass_k)
 
 
 def content_hash(table: ProfileTable, analysis_config: Any, version: str) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lm_failtrace.analysis import AnalysisConfig
-from lm_failtrace.profiles import write_profiles
+from lm_failtrace.profiles import ProfileData, write_profiles
 from lm_failtrace.tracking import registry
 from lm_failtrace.tracking.inputs import LandscapeInput, code_version, content_hash, load_input
 from lm_failtrace.tracking.landscape import Landscape, compute_landscape
@@ -200,7 +200,7 @@ def _cleanup(
 
 
 def log_failure_landscape(
-    source: str | Path,
+    source: ProfileData,
     model_name: str,
     *,
     model_version: str | None = None,
@@ -215,7 +215,8 @@ def log_failure_landscape(
     """Log a model version's failure landscape and router to MLflow (see the module docstring).
 
     Args:
-        source: a profile table (CSV/Parquet) or an lm-eval run directory with rescue rates.
+        source: a profile table (a :class:`ProfileTable`, a DataFrame, a CSV/Parquet path) or
+            an lm-eval run directory with rescue rates.
         model_name: the registered model (the post-trained checkpoint under evaluation).
         model_version: an existing version; or the number a ``checkpoint`` registration must get.
         checkpoint: URI of the weights, registered as an external model when no version matches.
