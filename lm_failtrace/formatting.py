@@ -34,6 +34,16 @@ def format_number(value: Any, digits: int = 3, missing: str = MISSING) -> str:
     return str(value)
 
 
+def format_signed(value: float | None, digits: int = 3) -> str:
+    """A difference with its sign: ``+0.012``, ``-0.040``; one that rounds to zero keeps two
+    significant digits (``-0.00032``), so a bound just below 0 never prints as ``-0.000``."""
+    if value is None or not math.isfinite(value):
+        return MISSING
+    if value != 0 and abs(value) < 0.5 * 10**-digits:
+        return f"{value:+.2g}"
+    return f"{value:+.{digits}f}"
+
+
 def to_jsonable(value: Any) -> Any:
     """``value`` with numpy scalars/arrays as Python values, tuples as lists, keys as strings,
     and non-finite floats as ``None``, so ``json.dumps(..., allow_nan=False)`` accepts it."""

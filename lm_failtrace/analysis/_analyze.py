@@ -15,7 +15,7 @@ from lm_failtrace.analysis._published import published_by_cell
 from lm_failtrace.analysis._recover import cv_accuracy
 from lm_failtrace.analysis._regimes import RegimeLabeler, regime_summaries, regime_summary
 from lm_failtrace.analysis._threads import single_threaded
-from lm_failtrace.formatting import format_number
+from lm_failtrace.analysis._verdicts import section_verdicts
 from lm_failtrace.profiles import ProfileData
 
 Progress = Callable[[str], None]
@@ -35,7 +35,7 @@ def _honest(units: UnitArrays, config: AnalysisConfig, progress: Progress | None
 def _section(units: UnitArrays, held: dict, config: AnalysisConfig, cluster: bool) -> dict:
     section = {
         "n_units": len(units.X),
-        "regimes": regime_summary(units.regime),
+        "regimes": regime_summary(units.regime, config.confidence),
         "honest": {pop: summarize(held[pop], config) for pop in POPULATIONS},
         "selection": select_policy(held["all_failures"], config),
         "recoverability": cv_accuracy(units.X, units.regime, config),
@@ -56,49 +56,10 @@ def _pool(parts: list[dict]) -> dict:
     return out
 
 
-def _verdicts(name: str, section: dict) -> list[str]:
-    """Plain-language conclusions; the routed rule failing to beat best-fixed is always said."""
-    out = []
-    honest = section["honest"]["all_failures"]
-    selection = section["selection"]
-    if "paper_rule" in honest and "best_fixed" in honest:
-        rule, fixed = honest["paper_rule"]["mean"], honest["best_fixed"]["mean"]
-        if rule <= fixed:
-            out.append(
-                f"{name}: the paper's routing rule does NOT beat the cross-validated best fixed "
-                f"operator on held-out failures (rescue {format_number(rule)} vs "
-                f"{format_number(fixed)}); do not deploy it here."
-            )
-        else:
-            out.append(
-                f"{name}: the paper's routing rule beats the cross-validated best fixed operator "
-                f"on held-out failures ({format_number(rule)} vs {format_number(fixed)})."
-            )
-    if "selected" in selection:
-        margin = selection.get("margin_over_best_fixed")
-        text = (
-            f"{name}: best policy by cross-validated rescue is {selection['selected']} "
-            f"({format_number(selection['mean'])})"
-        )
-        if margin is not None:
-            low = margin["ci_low"]
-            doubt = "" if low is not None and low > 0 else ": not distinguishable from best fixed"
-            text += (
-                f", {margin['mean']:+.3f} over best fixed (95% CI {format_number(low)} to "
-                f"{format_number(margin['ci_high'])}){doubt}"
-            )
-        out.append(text + ".")
-    published = section.get("published", {})
-    if published.get("margin_over_best_fixed") is not None:
-        steer = section["honest"]["steerable_hard"]
-        if "paper_rule" in steer and "best_fixed" in steer:
-            out.append(
-                f"{name}: as published (in hindsight) the rule is "
-                f"{published['margin_over_best_fixed']:+.3f} over the best fixed operator on "
-                "Steerable-Hard; cross-validated it is "
-                f"{steer['paper_rule']['mean'] - steer['best_fixed']['mean']:+.3f}."
-            )
-    return out
+def _verdicts(name: str, section: dict, held: dict, config: AnalysisConfig) -> list[str]:
+    """Set ``section["verdicts"]`` (structured, computed once); their sentences, named."""
+    section["verdicts"] = section_verdicts(section, held, config)
+    return [f"{name}: {v['text']}" for v in section["verdicts"]]
 
 
 @single_threaded
@@ -119,10 +80,13 @@ def analyze(
 
     Returns:
         A JSON-able document ``{"config", "cells": {cell: section}, "pooled": section,
-        "verdicts"}``; a section holds ``n_units``, ``regimes``, ``published``, ``honest``
-        (``steerable_hard`` / ``all_failures`` -> policy -> mean, CI), ``selection``,
-        ``recoverability`` and ``clustering``; ``pooled`` adds ``model_identification`` and
-        clustering agreement with model and cell.
+        "verdicts"}``; a section holds ``n_units``, ``regimes`` (counts, fractions, Wilson
+        ``intervals``), ``published``, ``honest`` (``steerable_hard`` / ``all_failures`` ->
+        policy -> mean and interval, :mod:`._stats`), ``selection``, ``verdicts`` (structured,
+        :mod:`._verdicts`), ``recoverability`` and ``clustering``; ``pooled`` adds
+        ``model_identification`` and clustering agreement with model and cell. The document's
+        ``verdicts`` are the sentences of every cell's verdicts (and the pooled ones when there
+        are several cells), each prefixed with its cell.
     """
     table, config = prepare(table, config)
     if cell is not None:
@@ -142,9 +106,10 @@ def analyze(
         section = _section(part, held, config, cluster=True)
         section["published"] = published_cells[str(name)]
         cells[str(name)] = section
-        verdicts.extend(_verdicts(str(name), section))
+        verdicts.extend(_verdicts(str(name), section, held, config))
     say("pooled analysis and clustering")
-    pooled = _section(units, _pool(held_parts), config, cluster=False)
+    pooled_held = _pool(held_parts)
+    pooled = _section(units, pooled_held, config, cluster=False)
     pooled["published"] = published_pooled
     pooled["honest"]["note"] = (
         "policies fitted within each cell (as deployed per model and task); held-out rescues pooled"
@@ -153,8 +118,9 @@ def analyze(
         units.X, {"regime": units.regime, "model": units.model, "cell": units.cell}, config
     )
     pooled["model_identification"] = cv_accuracy(units.X, units.model, config)
+    pooled_verdicts = _verdicts("pooled", pooled, pooled_held, config)
     if len(cells) > 1:
-        verdicts.extend(_verdicts("pooled", pooled))
+        verdicts.extend(pooled_verdicts)
     return {
         "config": config.to_dict(),
         "source": table.source,
@@ -179,7 +145,7 @@ def published(table: ProfileData, config: AnalysisConfig | None = None) -> dict:
     regime = RegimeLabeler(tuple(config.operators), config.delta, config.reach).fit()
     regime = regime.predict_codes(R)
     cells, pooled = published_by_cell(X, R, regime == 0, codes, names, config)
-    summaries = regime_summaries(regime, codes, len(names))
+    summaries = regime_summaries(regime, codes, len(names), config.confidence)
     n_units = np.bincount(codes, minlength=len(names))
     return {
         "config": config.to_dict(),
@@ -189,7 +155,7 @@ def published(table: ProfileData, config: AnalysisConfig | None = None) -> dict:
         },
         "pooled": {
             "n_units": len(frame),
-            "regimes": regime_summaries(regime, np.zeros_like(codes), 1)[0],
+            "regimes": regime_summaries(regime, np.zeros_like(codes), 1, config.confidence)[0],
             "published": pooled,
         },
     }

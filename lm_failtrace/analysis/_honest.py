@@ -6,10 +6,15 @@ held-out fold; each unit is held out exactly once per repeat. The per-unit oracl
 hindsight) is the ceiling.
 
 Reported per policy: ``mean`` = mean over repeats of the fold-pooled held-out mean rescue (equal to
-the mean of all held-out scores), and a ``confidence`` Student-t interval over units of each unit's
-held-out rescue averaged over repeats (:func:`lm_failtrace.analysis._stats.mean_ci`). When the
-table has ``<operator>_tokens`` columns, also rescue per 1,000 generated tokens = total held-out
-rescue / total tokens of the chosen operators x 1000.
+the mean of all held-out scores), and a ``confidence`` BCa bootstrap interval over units of each
+unit's held-out rescue averaged over repeats, kept in [0, 1] (:func:`lm_failtrace.analysis._stats.
+mean_ci`; no interval with fewer than 10 units). When the table has ``<operator>_tokens`` columns,
+also rescue per 1,000 generated tokens = total held-out rescue / total tokens of the chosen
+operators x 1000.
+
+Two policies are compared by their paired per-unit held-out difference (:func:`paired_difference`),
+whose interval, kept in [-1, 1], gives the comparison's one ``outcome``: better, worse, tie or
+too_few.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from sklearn.model_selection import RepeatedKFold
 from lm_failtrace.analysis._config import AnalysisConfig
 from lm_failtrace.analysis._data import UnitArrays, take
 from lm_failtrace.analysis._registry import make_policy
-from lm_failtrace.analysis._stats import mean_ci
+from lm_failtrace.analysis._stats import DIFFERENCE, difference_outcome, mean_ci
 
 #: Name of the per-unit best operator in hindsight: the ceiling, not a deployable policy.
 ORACLE = "oracle"
@@ -95,7 +100,7 @@ def summarize(held: dict[str, HeldOut] | None, config: AnalysisConfig) -> dict:
         return {"skipped": "fewer than 2 units"}
     out = {}
     for name, scores in held.items():
-        row = mean_ci(scores.per_unit(), config.confidence)
+        row = mean_ci(scores.per_unit(), config.confidence, config.random_state)
         row["mean"] = float(np.nanmean(scores.rescue))
         if scores.tokens is not None:
             total = float(np.nansum(scores.tokens[~np.isnan(scores.rescue)]))
@@ -106,6 +111,21 @@ def summarize(held: dict[str, HeldOut] | None, config: AnalysisConfig) -> dict:
     return out
 
 
+def paired_difference(
+    held: dict[str, HeldOut], policy: str, versus: str, config: AnalysisConfig
+) -> dict:
+    """Held-out rescue of ``policy`` minus that of ``versus``, paired per unit, with its outcome.
+
+    The per-unit difference (each unit's held-out rescue averaged over repeats) gets the bootstrap
+    interval of :func:`mean_ci` on the scale [-1, 1]; ``outcome`` is ``better`` / ``worse`` when
+    the interval lies above / below 0, ``tie`` when it covers 0 (not distinguishable), ``too_few``
+    without an interval (:func:`difference_outcome`).
+    """
+    diff = held[policy].per_unit() - held[versus].per_unit()
+    row = mean_ci(diff, config.confidence, config.random_state, DIFFERENCE)
+    return {"policy": policy, "versus": versus, **row, "outcome": difference_outcome(row)}
+
+
 #: Tie-break order of policy selection: no intervention, one fixed operator, a feature rule, a
 #: fitted router.
 SIMPLEST_FIRST: tuple[str, ...] = ("retry", "best_fixed", "paper_rule", "ridge_router")
@@ -114,9 +134,11 @@ SIMPLEST_FIRST: tuple[str, ...] = ("retry", "best_fixed", "paper_rule", "ridge_r
 def select_policy(held: dict[str, HeldOut] | None, config: AnalysisConfig) -> dict:
     """The deployable policy with the best held-out rescue, with paired margins.
 
-    Margins are paired per-unit differences (averaged over repeats) with the same t interval; a
-    margin whose interval contains 0 is not evidence that the selected policy is better. Equal
-    means go to the simpler policy (:data:`SIMPLEST_FIRST`): nothing is deployed for a tie.
+    Margins are :func:`paired_difference` of the selected policy over the runner-up, over the
+    best fixed operator and over retry (the same mapping object when the runner-up is one of them,
+    so the comparison is computed once); a margin whose interval contains 0 (outcome ``tie``) is
+    not evidence that the selected policy is better. Equal means go to the simpler policy
+    (:data:`SIMPLEST_FIRST`): nothing is deployed for a tie.
     """
     if held is None:
         return {"skipped": "fewer than 2 units"}
@@ -127,11 +149,6 @@ def select_policy(held: dict[str, HeldOut] | None, config: AnalysisConfig) -> di
 
     ranked = sorted(means, key=lambda k: (-round(means[k], 12), simplicity(k)))
     selected = ranked[0]
-
-    def margin(other: str) -> dict:
-        diff = held[selected].per_unit() - held[other].per_unit()
-        return {"versus": other, **mean_ci(diff, config.confidence)}
-
     out = {
         "population": "all_failures",
         "selected": selected,
@@ -139,7 +156,19 @@ def select_policy(held: dict[str, HeldOut] | None, config: AnalysisConfig) -> di
         "ranking": [{"policy": k, "mean": means[k]} for k in ranked],
     }
     if len(ranked) > 1:
-        out["margin_over_runner_up"] = margin(ranked[1])
+        out["margin_over_runner_up"] = paired_difference(held, selected, ranked[1], config)
     if "best_fixed" in held and selected != "best_fixed":
-        out["margin_over_best_fixed"] = margin("best_fixed")
+        runner_up = out.get("margin_over_runner_up", {})
+        out["margin_over_best_fixed"] = (
+            runner_up
+            if runner_up.get("versus") == "best_fixed"
+            else paired_difference(held, selected, "best_fixed", config)
+        )
+    if "retry" in held and selected != "retry":  # the gain over more sampling alone
+        runner_up = out.get("margin_over_runner_up", {})
+        out["margin_over_retry"] = (
+            runner_up
+            if runner_up.get("versus") == "retry"
+            else paired_difference(held, selected, "retry", config)
+        )
     return out

@@ -16,6 +16,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from lm_failtrace.analysis._defaults import RETRY, TOLERANCE
+from lm_failtrace.analysis._stats import proportion_ci
 from lm_failtrace.errors import InputError
 from lm_failtrace.profiles import PAPER_OPERATORS
 
@@ -107,26 +108,33 @@ class RegimeLabeler(BaseEstimator):
         return rates
 
 
-def regime_summary(labels: np.ndarray) -> dict[str, dict[str, float]]:
-    """Counts and fractions of each regime (all regimes listed, zeros included)."""
+def regime_summary(labels: np.ndarray, confidence: float = 0.95) -> dict[str, dict]:
+    """Counts, fractions and Wilson intervals of each regime (all regimes, zeros included)."""
     codes = pd.Index(REGIMES).get_indexer(labels)
-    return regime_summaries(codes, np.zeros(len(labels), dtype=np.int64), 1)[0]
+    return regime_summaries(codes, np.zeros(len(labels), dtype=np.int64), 1, confidence)[0]
 
 
-def regime_summaries(regimes: np.ndarray, groups: np.ndarray, n_groups: int) -> list[dict]:
-    """Regime counts and fractions of every group at once.
+def regime_summaries(
+    regimes: np.ndarray, groups: np.ndarray, n_groups: int, confidence: float = 0.95
+) -> list[dict]:
+    """Regime counts, fractions and share intervals of every group at once.
 
     Args:
         regimes: index into :data:`REGIMES` per unit (:meth:`RegimeLabeler.predict_codes`).
         groups: group index per unit, in ``range(n_groups)``.
+        confidence: level of each share's Wilson interval (``intervals``; none with fewer than
+            ``MIN_UNITS_FOR_INTERVAL`` units, see :mod:`lm_failtrace.analysis._stats`).
     """
     counts = np.bincount(groups * len(REGIMES) + regimes, minlength=n_groups * len(REGIMES))
     counts = counts.reshape(n_groups, len(REGIMES))
-    totals = np.maximum(counts.sum(axis=1), 1)
+    totals = counts.sum(axis=1)
     return [
         {
             "counts": {r: int(row[j]) for j, r in enumerate(REGIMES)},
-            "fractions": {r: float(row[j] / total) for j, r in enumerate(REGIMES)},
+            "fractions": {r: float(row[j] / max(total, 1)) for j, r in enumerate(REGIMES)},
+            "intervals": {
+                r: proportion_ci(int(row[j]), int(total), confidence) for j, r in enumerate(REGIMES)
+            },
         }
         for row, total in zip(counts, totals, strict=True)
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lm_failtrace.analysis import REGIMES
-from lm_failtrace.formatting import format_number
+from lm_failtrace.formatting import format_number, format_signed
 
 
 def text_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -23,12 +23,60 @@ def text_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
 
 
+def _bounds(row: dict, signed: bool = False) -> str:
+    """`` [low, high]`` of an interval mapping, or why it has none (never a fake zero width)."""
+    if row.get("ci_low") is None:
+        return " (too few units)" if row.get("too_few", True) else ""
+    if row["ci_low"] == row["ci_high"] and "same value" in (row.get("note") or ""):
+        return " (all units equal)"
+    if signed:
+        return f" [{format_signed(row['ci_low'])}, {format_signed(row['ci_high'])}]"
+    return f" [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+
+
 def _interval(row: dict | None) -> str:
     if not row or row.get("mean") is None:
         return "n/a"
-    if row.get("ci_low") is None:
-        return format_number(row["mean"])
-    return f"{row['mean']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+    return f"{row['mean']:.3f}{_bounds(row)}"
+
+
+#: How a paired difference's outcome reads after its interval.
+_OUTCOME_WORDS = {"better": "better", "worse": "worse", "tie": "a tie: not distinguishable"}
+
+
+def _difference(margin: dict) -> str:
+    """``+0.012 over best_fixed [-0.004, +0.028], a tie: not distinguishable``."""
+    if margin.get("mean") is None:
+        return f"over {margin['versus']}: n/a"
+    word = _OUTCOME_WORDS.get(margin.get("outcome") or "")
+    text = f"{format_signed(margin['mean'])} over {margin['versus']}{_bounds(margin, signed=True)}"
+    return text + (f", {word}" if word else "")
+
+
+def _selection(sel: dict) -> str:
+    """The selected policy and its margins, each comparison printed once."""
+    text = f"Selected policy: {sel['selected']} (held-out rescue {sel['mean']:.3f})"
+    shown = set()
+    for key in ("margin_over_runner_up", "margin_over_best_fixed"):
+        margin = sel.get(key)
+        if margin is not None and margin["versus"] not in shown:
+            shown.add(margin["versus"])
+            text += "; " + _difference(margin)
+    return text
+
+
+def _regime_mix(reg: dict) -> str:
+    """``Regimes: steerable 67 (34.2% [27.9%, 41.1%]) | ...`` (Wilson intervals when given)."""
+    intervals = reg.get("intervals") or {}
+    parts, too_few = [], False
+    for r in REGIMES:
+        share = intervals.get(r) or {}
+        bounds = ""
+        if share.get("ci_low") is not None:
+            bounds = f" [{share['ci_low']:.1%}, {share['ci_high']:.1%}]"
+        too_few = too_few or bool(share.get("too_few"))
+        parts.append(f"{r} {reg['counts'][r]} ({reg['fractions'][r]:.1%}{bounds})")
+    return "Regimes: " + " | ".join(parts) + (" (too few units for intervals)" if too_few else "")
 
 
 def _published(section: dict) -> str:
@@ -64,7 +112,8 @@ def _honest(section: dict, config: dict) -> str:
         rows.append(row)
     head = (
         f"Honest protocol ({config['n_repeats']}x{config['n_folds']} cross-fitting, held-out "
-        f"mean rescue [{round(config['confidence'] * 100)}% CI over units])"
+        f"mean rescue [{round(config['confidence'] * 100)}% BCa bootstrap CI over units; none "
+        "below 10 units])"
     )
     note = honest.get("note")
     return head + ("\n  " + note if note else "") + "\n" + text_table(headers, rows)
@@ -91,19 +140,10 @@ def _clustering(cl: dict) -> str:
 
 
 def _section(title: str, section: dict, config: dict) -> str:
-    reg = section["regimes"]
-    mix = " | ".join(f"{r} {reg['counts'][r]} ({reg['fractions'][r]:.1%})" for r in REGIMES)
-    parts = [f"== {title} ({section['n_units']} failure units) ==", f"Regimes: {mix}"]
+    parts = [f"== {title} ({section['n_units']} failure units) ==", _regime_mix(section["regimes"])]
     parts += [_published(section), _honest(section, config)]
-    sel = section["selection"]
-    if "selected" in sel:
-        text = f"Selected policy: {sel['selected']} (held-out rescue {sel['mean']:.3f})"
-        for key in ("margin_over_runner_up", "margin_over_best_fixed"):
-            if key in sel:
-                m = sel[key]
-                low, high = format_number(m["ci_low"]), format_number(m["ci_high"])
-                text += f"; {m['mean']:+.3f} over {m['versus']} [{low}, {high}]"
-        parts.append(text)
+    if "selected" in section["selection"]:
+        parts.append(_selection(section["selection"]))
     parts.append(_accuracy("Regime recoverability", section["recoverability"]))
     if "clustering" in section:
         parts.append(_clustering(section["clustering"]))
