@@ -3,12 +3,14 @@
 Public API (implementation modules are private and may move):
 
 - :class:`AnalysisConfig`, :func:`analyze` -> JSON-able analysis document.
+- :func:`compare` (+ :class:`CompareSide`) -> how two failure landscapes differ, task by task.
 - :func:`fit_router` -> JSON-able deployable router params; :func:`load_router` -> ``.predict(df)``.
 - Estimators: :class:`RegimeLabeler`, :class:`PaperRule` (+ batch :func:`route_batch`),
   :class:`BestFixed`, :class:`FixedOperator`, :class:`RidgeRouter`; :data:`POLICIES` registry.
 """
 
 from lm_failtrace.analysis._analyze import analyze, published, regime_labels, routing_map
+from lm_failtrace.analysis._compare import CompareSide, compare
 from lm_failtrace.analysis._config import AnalysisConfig
 from lm_failtrace.analysis._defaults import DEFAULT_FALLBACK, DEFAULT_MAPPING, TOLERANCE
 from lm_failtrace.analysis._deploy import ROUTER_FORMAT, DeployedRouter, fit_router, load_router
@@ -32,12 +34,14 @@ __all__ = [
     "TOLERANCE",
     "AnalysisConfig",
     "BestFixed",
+    "CompareSide",
     "DeployedRouter",
     "FixedOperator",
     "PaperRule",
     "RegimeLabeler",
     "RidgeRouter",
     "analyze",
+    "compare",
     "fit_router",
     "load_router",
     "make_policy",

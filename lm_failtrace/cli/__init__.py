@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "promote": "lm_failtrace.cli.promote:promote",
     "status": "lm_failtrace.cli.status:status",
     "analyze": "lm_failtrace.cli.analyze:analyze",
+    "compare": "lm_failtrace.cli.compare:compare",
     "profile": "lm_failtrace.cli.profile:profile",
     "make-task": "lm_failtrace.cli.tasks:make_task",
     "tasks-path": "lm_failtrace.cli.tasks:tasks_path",

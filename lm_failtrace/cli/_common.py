@@ -26,14 +26,16 @@ _FLAG_EXCEPTIONS: dict[str, str] = {
     "max_gen_toks": "--max-gen-toks",
     "tasks": "--task",
     "cells": "--cell",
+    "old": "OLD",
+    "new": "NEW",
 }
 
 #: Parameters the CLI exposes under their own name (``--`` + dashes); others are not flags.
 _FLAGS: frozenset[str] = frozenset(
     {
-        "alias", "attempts", "checkpoint", "fallback", "features", "lm_eval_run", "model_name",
-        "model_version", "name", "operators", "policies", "repeats", "seed", "version",
-        "temperature", "tracking_uri", "trials",
+        "alias", "aliases", "attempts", "checkpoint", "fallback", "features", "lm_eval_run",
+        "model_name", "model_version", "name", "operators", "policies", "repeats", "seed",
+        "version", "versions", "temperature", "tracking_uri", "trials",
     }
 )  # fmt: skip
 
