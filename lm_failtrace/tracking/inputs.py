@@ -80,7 +80,8 @@ class LandscapeInput:
     Attributes:
         table: the validated profiles (already filtered to the selected tasks).
         source: the path given by the user.
-        lm_eval_config: lm-eval's run configuration (redacted), empty for a profile file.
+        lm_eval_config: lm-eval's run configuration (redacted; ``device``/``dtype`` as the
+            backend reported them, see :func:`backend_settings`), empty for a profile file.
         pass_at_k: task -> {metric: value} from lm-eval's results (pass@k, maj@k), if known.
     """
 
@@ -118,6 +119,30 @@ def _pass_at_k(results: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     return out
 
 
+#: Keys of lm-eval's results ``config`` under which a backend reports what it ran on (its
+#: ``get_model_info``; ``failtrace-hf`` fills both, lm-eval's ``hf`` the dtype).
+BACKEND_DEVICE_KEY = "model_device"
+BACKEND_DTYPE_KEY = "model_dtype"
+
+
+def backend_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """lm-eval's configuration with ``device`` and ``dtype`` as the backend reported them.
+
+    lm-eval writes ``device`` from its own ``--device`` argument (``cuda:0`` by default, also for
+    a CPU run), not from what the backend used: it is dropped. ``device``/``dtype`` come from
+    :data:`BACKEND_DEVICE_KEY`/:data:`BACKEND_DTYPE_KEY` (``torch.`` prefix dropped) and are
+    left out when the backend did not report them, rather than guessed.
+    """
+    reported = (BACKEND_DEVICE_KEY, BACKEND_DTYPE_KEY)
+    out = {k: v for k, v in config.items() if k not in ("device", *reported)}
+    device, dtype = config.get(BACKEND_DEVICE_KEY), config.get(BACKEND_DTYPE_KEY)
+    if device:
+        out["device"] = str(device)
+    if dtype:
+        out["dtype"] = str(dtype).removeprefix("torch.")
+    return out
+
+
 def _run_settings(run_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
     """lm-eval's configuration (redacted) and pass@k/maj@k per task, from a run directory."""
     config: dict[str, Any] = {}
@@ -125,7 +150,7 @@ def _run_settings(run_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, fl
     for doc in _latest_results(run_dir):
         config.update(redact(doc.get("config") or {}))
         pass_k.update(_pass_at_k(doc))
-    return config, pass_k
+    return backend_settings(config), pass_k
 
 
 def _from_run_dir(path: Path, schema: ProfileSchema) -> ProfileTable:

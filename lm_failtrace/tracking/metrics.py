@@ -16,10 +16,17 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 #: Sections of a cell's analysis that become metrics (other sections stay in the JSON only).
-CELL_SECTIONS: tuple[str, ...] = ("regimes", "published", "honest", "selection", "recoverability")
+CELL_SECTIONS: tuple[str, ...] = (
+    "regimes",
+    "published",
+    "honest",
+    "selection",
+    "recoverability",
+    "clustering",
+)
 
-#: Sections of the pooled analysis that become metrics.
-POOLED_SECTIONS: tuple[str, ...] = ("clustering", "model_identification")
+#: Sections only the pooled analysis has that become metrics (besides the cell sections).
+POOLED_SECTIONS: tuple[str, ...] = ("model_identification",)
 
 #: MLflow's limit on a param value (characters).
 PARAM_VALUE_LIMIT = 6000
@@ -64,7 +71,13 @@ def cell_metrics(cell_analysis: Mapping[str, Any]) -> dict[str, float]:
 
 
 def pooled_metrics(analysis: Mapping[str, Any]) -> dict[str, float]:
-    """Headline metrics of the pooled analysis, prefixed ``pooled.``."""
+    """Headline metrics of the pooled analysis, prefixed ``pooled.``.
+
+    Empty for a single cell: its pooled analysis is that cell's again (the same units), so every
+    number is already a cell metric; repeating it under ``pooled.`` would only add noise.
+    """
+    if len(analysis.get("cells") or {}) < 2:
+        return {}
     pooled = analysis.get("pooled") or {}
     return {
         metric_name("pooled", k): v

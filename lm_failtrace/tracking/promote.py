@@ -34,13 +34,13 @@ def _linked_router(client, model_name: str, version: str) -> str:
         raise InputError(
             f"registered model {model_name!r} has no version {version}", parameter="version"
         )
-    router_version = mv.tags.get(registry.TAG_ROUTER_VERSION)
+    router_version = registry.linked_router_version(model_name, mv.tags)
+    name = registry.router_name(model_name)
     if not router_version:
         raise InputError(
-            f"{model_name} version {version} has no {registry.TAG_ROUTER_VERSION} tag: log its "
-            "failure landscape first (failtrace log); refusing to promote"
+            f"{model_name} version {version} has no {registry.TAG_ROUTER} tag naming a version "
+            f"of {name}: log its failure landscape first (failtrace log); refusing to promote"
         )
-    name = registry.router_name(model_name)
     rv = registry.get_version(client, name, router_version)
     if rv is None:
         raise InputError(
@@ -137,7 +137,7 @@ def status(model_name: str, *, tracking_uri: str | None = None) -> list[AliasSta
         linked = None
         if version is not None:
             mv = registry.get_version(client, model_name, version)
-            linked = mv.tags.get(registry.TAG_ROUTER_VERSION) if mv else None
+            linked = registry.linked_router_version(model_name, mv.tags) if mv else None
         reason = _inconsistency(client, model_name, alias, version, linked, routed)
         rows.append(AliasStatus(alias, version, linked, routed, reason == "", reason or "ok"))
     return rows
@@ -158,7 +158,7 @@ def _inconsistency(client, model_name, alias, version, linked, routed) -> str:
     if routed is None:
         return f"{registry.router_name(model_name)} has no alias {alias!r}"
     if linked is None:
-        return f"version {version} has no {registry.TAG_ROUTER_VERSION} tag"
+        return f"version {version} has no {registry.TAG_ROUTER} tag"
     if linked != routed:
         return f"version {version} links router version {linked}, alias points at {routed}"
     try:

@@ -4,15 +4,19 @@ Link tags (all prefixed ``failtrace.``) are the only state that ties a model ver
 failure landscape and router; ``promote`` and ``status`` read nothing else.
 
 - model version ``NAME/V``: ``failtrace.run_id`` (the landscape's parent run),
-  ``failtrace.router_version`` (version of ``NAME-router``), ``failtrace.input_hash``.
+  ``failtrace.router`` (the router model version, ``NAME-router/R``), ``failtrace.input_hash``.
 - router version ``NAME-router/R``: ``failtrace.source_model_name``,
   ``failtrace.source_model_version``, ``failtrace.run_id``, ``failtrace.input_hash``.
+
+Versions logged before the ``failtrace.router`` tag carry ``failtrace.router_version=R`` instead;
+it is still read (:func:`linked_router_version`), and a new log replaces it.
 """
 
 from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,14 +27,21 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
 TAG_RUN = "failtrace.run_id"
-TAG_ROUTER_VERSION = "failtrace.router_version"
+TAG_ROUTER = "failtrace.router"
+#: The link of versions logged before TAG_ROUTER: the router's version number alone.
+TAG_LEGACY_ROUTER_VERSION = "failtrace.router_version"
 TAG_HASH = "failtrace.input_hash"
 TAG_SOURCE_NAME = "failtrace.source_model_name"
 TAG_SOURCE_VERSION = "failtrace.source_model_version"
 TAG_CHECKPOINT = "failtrace.checkpoint"
 
-#: Tags on the model version that a log run sets (and restores on failure).
-MODEL_VERSION_LINK_TAGS: tuple[str, ...] = (TAG_RUN, TAG_ROUTER_VERSION, TAG_HASH)
+#: Tags on the model version that a log run sets or removes (and restores on failure).
+MODEL_VERSION_LINK_TAGS: tuple[str, ...] = (
+    TAG_RUN,
+    TAG_ROUTER,
+    TAG_HASH,
+    TAG_LEGACY_ROUTER_VERSION,
+)
 
 _MODEL_ID = re.compile(r"^models:/(m-[0-9a-f]+)$")
 
@@ -38,6 +49,24 @@ _MODEL_ID = re.compile(r"^models:/(m-[0-9a-f]+)$")
 def router_name(model_name: str) -> str:
     """The registered model holding ``model_name``'s routers."""
     return f"{model_name}-router"
+
+
+def router_link(model_name: str, router_version: str) -> str:
+    """The ``failtrace.router`` tag value: the router model and its version, ``NAME-router/R``."""
+    return f"{router_name(model_name)}/{router_version}"
+
+
+def linked_router_version(model_name: str, tags: Mapping[str, str]) -> str | None:
+    """The version of ``model_name``'s router that a model version's tags link to, if any.
+
+    Reads ``failtrace.router`` (``NAME-router/R``; a value naming another registered model links
+    to nothing), else the older ``failtrace.router_version``.
+    """
+    link = tags.get(TAG_ROUTER)
+    if link:
+        name, _, version = link.rpartition("/")
+        return version if name == router_name(model_name) and version else None
+    return tags.get(TAG_LEGACY_ROUTER_VERSION) or None
 
 
 def experiment_name(model_name: str) -> str:
@@ -53,6 +82,10 @@ def logged_model_id(version: ModelVersion) -> str | None:
     return match.group(1) if match else None
 
 
+#: MLflow error codes that mean "no such model, version or alias".
+_MISSING_CODES = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
+
+
 def get_version(client: MlflowClient, name: str, version: str) -> ModelVersion | None:
     """``name`` version ``version``, or None when the model or the version does not exist."""
     from mlflow.exceptions import MlflowException
@@ -60,9 +93,18 @@ def get_version(client: MlflowClient, name: str, version: str) -> ModelVersion |
     try:
         return client.get_model_version(name, str(version))
     except MlflowException as exc:
-        if exc.get_error_code() in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+        if is_missing(exc):
             return None
         raise
+
+
+def is_missing(exc: Exception) -> bool:
+    """Whether an MLflow error says the model, version or alias does not exist.
+
+    Reads ``error_code``, the attribute: MLflow 3's exceptions have no ``get_error_code()``. An
+    unknown alias, or a version that is not a number, is MLflow's ``INVALID_PARAMETER_VALUE``.
+    """
+    return getattr(exc, "error_code", None) in _MISSING_CODES
 
 
 def _register_external(client: MlflowClient, name: str, checkpoint: str) -> ModelVersion:
@@ -155,9 +197,10 @@ def find_logged(client: MlflowClient, name: str, version: ModelVersion, digest: 
     that exists and carries the same input hash and source model version.
     """
     tags = version.tags
-    if tags.get(TAG_HASH) != digest or not tags.get(TAG_ROUTER_VERSION):
+    linked = linked_router_version(name, tags)
+    if tags.get(TAG_HASH) != digest or not linked:
         return None
-    router = get_version(client, router_name(name), tags[TAG_ROUTER_VERSION])
+    router = get_version(client, router_name(name), linked)
     if router is None:
         return None
     rtags = router.tags

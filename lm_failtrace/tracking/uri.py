@@ -48,24 +48,38 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri[len(prefix) :])
 
 
-def use_experiment(client: MlflowClient, uri: str, name: str) -> None:
-    """Make ``name`` the active experiment, creating it if needed.
+#: The experiment tag from which MLflow's UI (3.x) decides what an experiment is, and its value
+#: for classic model development: the experiment opens on its runs, not on GenAI traces (which
+#: the UI otherwise infers when it finds traces, and then stores in this tag).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
-    With a local sqlite database, a new experiment keeps its artifacts in ``mlartifacts/`` beside
-    the database file (MLflow's default is ``./mlruns`` in whatever directory the command ran
-    from), so the database and everything it points at move together.
+
+def use_experiment(client: MlflowClient, uri: str, name: str) -> None:
+    """Make ``name`` the active experiment, creating it if needed, as a classic ML experiment.
+
+    A new experiment is tagged :data:`EXPERIMENT_KIND`, and so is an existing one without a kind
+    (a kind someone chose is kept). With a local sqlite database, a new experiment keeps its
+    artifacts in ``mlartifacts/`` beside the database file (MLflow's default is ``./mlruns`` in
+    whatever directory the command ran from), so the database and everything it points at move
+    together.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
 
     db = sqlite_path(uri)
-    if db is not None and client.get_experiment_by_name(name) is None:
-        location = (db.parent / "mlartifacts").resolve().as_uri()
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        location = (db.parent / "mlartifacts").resolve().as_uri() if db is not None else None
         try:
-            client.create_experiment(name, artifact_location=location)
+            client.create_experiment(
+                name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+            )
         except MlflowException:  # another process created it first
             if client.get_experiment_by_name(name) is None:
                 raise
+    elif EXPERIMENT_KIND_TAG not in found.tags:
+        client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     mlflow.set_experiment(name)
 
 

@@ -85,3 +85,13 @@ def test_bad_model_arguments_name_the_argument(tiny_lm: Path, tmp_path: Path) ->
     lm = FailtraceHF(pretrained=str(tiny_lm))
     with pytest.raises(InputError, match=r"gen_kwargs.*repetition_penalty"):
         lm.generate_until(_requests({"repetition_penalty": 1.2}, docs=1, repeats=1))
+
+
+def test_model_info_reports_the_device_and_dtype_it_runs_on(tiny_lm: Path) -> None:
+    import torch
+
+    # lm-eval writes these into its results' config; `failtrace log` logs them as device/dtype.
+    info = FailtraceHF(pretrained=str(tiny_lm), device="cuda:0").get_model_info()
+    expected = "cuda:0" if torch.cuda.is_available() else "cpu"  # no CUDA: it ran on the CPU
+    assert (info["model_device"], info["model_dtype"]) == (expected, "float32")
+    assert info["model_num_parameters"] > 0

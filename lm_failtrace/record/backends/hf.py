@@ -148,6 +148,19 @@ class FailtraceHF(LM):
         self.max_length = int(max_length or self._config_max_length())
         self.vocab = self._vocabulary()
 
+    def get_model_info(self) -> dict[str, Any]:
+        """What the model really runs on, for lm-eval's results ``config`` (its hook).
+
+        ``model_device``/``model_dtype`` (lm-eval's own ``device`` key there is its ``--device``
+        argument, whatever the backend did with it); ``failtrace log`` logs these as the run's
+        device and dtype.
+        """
+        return {
+            "model_device": str(self.model.device),
+            "model_dtype": str(self.model.dtype).removeprefix("torch."),
+            "model_num_parameters": int(self.model.num_parameters()),
+        }
+
     def _config_max_length(self) -> int:
         config = self.model.config
         for attr in ("max_position_embeddings", "n_positions", "seq_length"):
