@@ -11,6 +11,8 @@ the bundled models, the offline ``failtrace_arith`` task and a local database.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -26,6 +28,8 @@ from lm_failtrace.record.tasks import tasks_dir
 TASK = "failtrace_arith"
 MODEL_NAME = "failtrace-demo-specialist"
 ALIAS = "candidate"
+#: Port of the MLflow UI the demo tells the user to open (MLflow's own default).
+UI_PORT = 5000
 
 
 @dataclass(frozen=True)
@@ -79,11 +83,14 @@ def record(config: DemoConfig, say: Callable[[str], None]) -> Path:
         "--include_path", str(tasks_dir()),
         "--samples", json.dumps({TASK: doc_indices(config.per_level)}),
         "--batch_size", "64",
+        "--device", "cpu",
         "--log_samples",
         "--output_path", str(runs),
     ]  # fmt: skip
     say("$ " + " ".join(cmd))
-    done = subprocess.run(cmd, cwd=config.workdir, stdout=subprocess.DEVNULL)
+    # lm-eval's own progress bars show (stderr); its INFO log lines and results table do not.
+    env = {**os.environ, "LMEVAL_LOG_LEVEL": "WARNING"}
+    done = subprocess.run(cmd, cwd=config.workdir, stdout=subprocess.DEVNULL, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"failtrace eval exited with {done.returncode}")
     return runs
@@ -104,7 +111,7 @@ def run_demo(config: DemoConfig, say: Callable[[str], None]) -> dict:
         runs,
         profiles,
         RepairConfig(trials=config.trials, attempts=config.attempts, seed=config.seed),
-        progress=say,
+        progress=True,
     )
     say("[3/4] analysing and logging to MLflow (local sqlite)")
     # No column lists: the analysis takes what the repaired table holds (its features, all seven
@@ -135,5 +142,21 @@ def run_demo(config: DemoConfig, say: Callable[[str], None]) -> dict:
         "router": f"{logged.router_name} version {logged.router_version}",
         "alias": promoted,
         "run_id": logged.run_id,
-        "ui_command": f"mlflow ui --backend-store-uri {config.tracking_uri}",
+        **ui_command(config.tracking_uri),
+    }
+
+
+def ui_command(tracking_uri: str, port: int = UI_PORT) -> dict[str, str]:
+    """The command that opens the MLflow UI on the demo's database, and the URL it serves.
+
+    The ``mlflow`` of this environment, by absolute path unless it is the one on PATH: after
+    ``pip install`` into a virtualenv that is not activated, a bare ``mlflow`` is not found or
+    is another installation.
+    """
+    ours = Path(sys.executable).with_name("mlflow")
+    on_path = shutil.which("mlflow")
+    mlflow = "mlflow" if on_path and Path(on_path).resolve() == ours.resolve() else str(ours)
+    return {
+        "ui_command": f"{mlflow} ui --backend-store-uri {tracking_uri} --port {port}",
+        "ui_url": f"http://127.0.0.1:{port}",
     }

@@ -61,3 +61,4 @@ def demo(workdir: Path, per_level: int, trials: int, seed: int, as_json: bool) -
     click.echo(f"MLflow run   {summary['run_id']}  in {summary['tracking_uri']}")
     click.echo("open the MLflow UI on this database with:")
     click.echo(f"  {summary['ui_command']}")
+    click.echo(f"then browse to {summary['ui_url']} (Models -> {summary['model'].split()[0]})")

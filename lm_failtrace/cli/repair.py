@@ -89,7 +89,7 @@ def repair(
         config,
         model_args=parse_model_args(model_args),
         include_path=include_path,
-        progress=lambda msg: click.echo(msg, err=True),
+        progress=True,
     )
     summary = {
         "output": str(output),

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from lm_failtrace.errors import InputError
 from lm_failtrace.profiles import ProfileSchema, write_profiles
@@ -212,7 +213,7 @@ def repair_run(
     *,
     model_args: Mapping[str, Any] | None = None,
     include_path: Sequence[str | Path] = (),
-    progress: Callable[[str], None] | None = None,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Repair every failure unit of the newest run of each task under ``run_dir``.
 
@@ -222,7 +223,8 @@ def repair_run(
         config: operators, attempts, trials, seed.
         model_args: override the recorded model arguments (e.g. a moved checkpoint path).
         include_path: folders of task YAMLs besides the bundled ones.
-        progress: called with one-line progress messages.
+        progress: draw one progress bar on stderr (units done, rate, time remaining); units
+            resumed from a checkpoint count as done.
 
     Returns:
         The written table.
@@ -245,8 +247,10 @@ def repair_run(
         output.with_name(output.name + ".partial.jsonl"),
         {"config": asdict(config), "runs": sorted(str(r.files.get("samples")) for r in runs)},
     )
-    total = len(table)
     results: dict[tuple[str, str], dict[str, float]] = dict(checkpoint.done)
+    bar = tqdm(
+        total=len(table), initial=len(results), desc="repair", unit="unit", disable=not progress
+    )
     for run in runs:
         backend, args = _model_config(run)
         args = {**args, **(model_args or {})}
@@ -268,8 +272,8 @@ def repair_run(
             result = repair_unit(unit, generator, scorer, config)
             checkpoint.add(run.task, unit.problem_id, result)
             results[(run.task, unit.problem_id)] = result
-            if progress:
-                progress(f"repair: {len(results)}/{total} units")
+            bar.update()
+    bar.close()
     columns = [c for op in config.operators for c in (op, f"{op}_tokens")]
     keys = list(zip(table["task"].astype(str), table["problem_id"].astype(str), strict=True))
     missing = [k for k in keys if k not in results]

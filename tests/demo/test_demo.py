@@ -27,7 +27,15 @@ def test_demo_registers_the_specialist_its_landscape_and_a_loadable_router(tmp_p
     workdir = tmp_path / "failtrace-demo"
     assert summary["workdir"] == str(workdir.resolve())
     assert summary["tracking_uri"] == f"sqlite:///{workdir.resolve() / 'mlflow.db'}"
-    assert summary["ui_command"] == f"mlflow ui --backend-store-uri {summary['tracking_uri']}"
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    ui = summary["ui_command"].split()
+    assert ui[0] in ("mlflow", str(mlflow_bin)) and ui[1:] == [
+        "ui", "--backend-store-uri", summary["tracking_uri"], "--port", "5000",
+    ]  # fmt: skip
+    assert summary["ui_url"] == "http://127.0.0.1:5000"
+    assert "repair: 100%" in done.stderr  # one progress bar, not a line per unit
+    for noise in ("CUDA is unavailable", "--metadata", "Add type hints", "input example"):
+        assert noise not in done.stderr  # warnings that do not concern the user
     assert "[1/4]" in done.stderr and "[4/4]" in done.stderr  # progress is shown
     assert sum(summary["regimes"].values()) > 0
     # everything the database points at lives beside it, nothing in the working directory
@@ -54,14 +62,30 @@ routes = router.predict(profiles[names])
 print(json.dumps({{"tags": mv.tags, "router_version": rv.version, "artifacts": arts,
                   "routes": [str(r) for r in routes], "source": mv.source,
                   "cells": sorted(set(profiles["cell"])),
-                  "run_names": sorted(r.info.run_name for r in runs)}}))
+                  "run_names": sorted(r.info.run_name for r in runs),
+                  "description": mv.description, "router_description": rv.description,
+                  "params": client.get_run(run_id).data.params}}))
 """
     loaded = subprocess.run(
         [sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=300
     )
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     info = json.loads(loaded.stdout.strip().splitlines()[-1])
-    assert info["tags"]["failtrace.router_version"] == str(info["router_version"])
+    router = f"failtrace-demo-specialist-router/{info['router_version']}"
+    assert info["tags"]["failtrace.router"] == router
+    # The model version's page: regime shares, the router, pass@k (local database: in words).
+    text = info["description"]
+    assert (
+        "| task | failure units | steerable | resample | beyond reach | pass@k (lm-eval) |" in text
+    )
+    assert "| `failtrace_arith` |" in text and "pass@1 " in text
+    assert (
+        f"registered model `failtrace-demo-specialist-router` version {info['router_version']}"
+        in text
+    )
+    assert "registered model `failtrace-demo-specialist` version" in info["router_description"]
+    # What the failtrace-hf backend ran on, not lm-eval's --device default.
+    assert (info["params"]["lm_eval.device"], info["params"]["lm_eval.dtype"]) == ("cpu", "float32")
     assert "report.html" in info["artifacts"]
     assert info["source"].startswith("models:/m-")
     operators = {"retry", "sparse_steer", "sparse_steer_random", "local_temp", "dense_steer",
@@ -70,4 +94,5 @@ print(json.dumps({{"tags": mv.tags, "router_version": rv.version, "artifacts": a
     # Readable names: the checkpoint folder's name, not its absolute path, everywhere it shows.
     assert info["cells"] == ["specialist|failtrace_arith"]
     assert "specialist|failtrace_arith" in info["run_names"]
-    assert "figures/routing_map_specialist_failtrace_arith.png" in info["artifacts"]
+    # The cost frontier is always drawn; a routing map only when the selected policy reads features.
+    assert "figures/frontier_specialist_failtrace_arith.png" in info["artifacts"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +60,20 @@ def test_repair_writes_rescue_and_token_columns(run_dir: Path, tmp_path: Path) -
     assert (frame["budget_tokens"] > frame["retry_tokens"]).any()
 
 
+@contextlib.contextmanager
+def interrupted_after_first_unit(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Ctrl-C right after the first unit's result reached the checkpoint file."""
+    real = runner.Checkpoint.add
+
+    def add_then_interrupt(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(runner.Checkpoint, "add", add_then_interrupt)
+        yield
+
+
 def test_interrupted_repair_resumes_without_redoing_units(
     run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -72,11 +88,8 @@ def test_interrupted_repair_resumes_without_redoing_units(
 
     monkeypatch.setattr(runner, "repair_unit", counting)
 
-    def interrupt(message: str) -> None:
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        repair_run(run_dir, out, CONFIG, progress=interrupt)
+    with interrupted_after_first_unit(monkeypatch), pytest.raises(KeyboardInterrupt):
+        repair_run(run_dir, out, CONFIG)
     assert len(calls) == 1 and not out.exists()
     partial = out.with_name(out.name + ".partial.jsonl")
     assert len(partial.read_text().splitlines()) == 2  # settings + one unit
@@ -85,12 +98,12 @@ def test_interrupted_repair_resumes_without_redoing_units(
     pd.testing.assert_frame_equal(resumed, fresh)
 
 
-def test_checkpoint_from_other_settings_is_refused(run_dir: Path, tmp_path: Path) -> None:
+def test_checkpoint_from_other_settings_is_refused(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "p.csv"
-    with pytest.raises(KeyboardInterrupt):
-        repair_run(
-            run_dir, out, CONFIG, progress=lambda m: (_ for _ in ()).throw(KeyboardInterrupt)
-        )
+    with interrupted_after_first_unit(monkeypatch), pytest.raises(KeyboardInterrupt):
+        repair_run(run_dir, out, CONFIG)
     with pytest.raises(InputError, match="other settings"):
         repair_run(run_dir, out, RepairConfig(trials=3, attempts=2))
 

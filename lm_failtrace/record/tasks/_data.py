@@ -8,12 +8,28 @@ The YAMLs are installed as the package ``lm_failtrace_tasks``; we locate it with
 from __future__ import annotations
 
 import json
+import logging
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 #: The bundled arith data, relative to the tasks folder.
 ARITH_DATA = Path("failtrace_arith") / "arith.jsonl"
+
+
+class _NoMetadataAdvice(logging.Filter):
+    """Drop lm-eval's advice to pass ``--metadata``, logged for every ``custom_dataset`` task.
+
+    It addresses task authors with configurable data; ``failtrace_arith``'s data takes no
+    arguments, so every run would tell the user about an option that changes nothing.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Custom kwargs can be passed to `--metadata`" not in record.getMessage()
+
+
+# lm-eval resolves the YAML's ``!function`` (importing this module) before it loads the data.
+logging.getLogger("lm_eval.api.task").addFilter(_NoMetadataAdvice())
 
 
 def tasks_dir() -> Path:
