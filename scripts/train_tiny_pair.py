@@ -1,7 +1,7 @@
 """Train the bundled tiny ancestor/specialist pair reproducibly on CPU.
 
 Why this exists: the demo, the tests and the repair operators need a real specialist whose
-failures are of several kinds (method.md section 4), and a real ancestor it was post-trained
+failures are of several kinds (docs/method.md section 4), and a real ancestor it was post-trained
 from, sharing its tokenizer exactly. Checked-in weights are small; this script is how they were
 made, so anyone can rebuild them byte for byte (same seed, one CPU thread -> same weights).
 

@@ -1,4 +1,4 @@
-"""Clustering of failure units in feature space ("failure topography", method.md section 7).
+"""Clustering of failure units in feature space ("failure topography", docs/method.md section 7).
 
 k-means on z-scored features (population mean and std of the units passed in); k is the value in
 ``config.k_range`` with the highest silhouette score (computed on at most 2,000 units, sampled with

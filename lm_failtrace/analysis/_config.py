@@ -34,7 +34,7 @@ class AnalysisConfig:
         mapping: feature -> operator for the paper's rule; ``None`` = :data:`DEFAULT_MAPPING`.
         fallback: operator when every z-score is <= 0; ``None`` = :data:`DEFAULT_FALLBACK`, or
             ``retry`` when the operators lack it.
-        delta: regime threshold on ``best - retry`` (method.md section 4).
+        delta: regime threshold on ``best - retry`` (docs/method.md section 4).
         reach: regime threshold on ``1 - retry``.
         n_repeats: repeats of K-fold cross-fitting in the honest protocol.
         n_folds: folds per repeat.

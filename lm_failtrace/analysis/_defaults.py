@@ -1,4 +1,4 @@
-"""Defaults and constants of the analysis (method.md sections 4 and 5), below every other module.
+"""Defaults and constants of the analysis (docs/method.md sections 4 and 5), below the rest.
 
 Kept apart from :mod:`._config` so the estimators (:mod:`._rule`, :mod:`._regimes`) can use them
 without importing the configuration that builds those estimators.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-#: The paper's feature -> operator mapping (method.md section 5), logit and outcome features.
+#: The paper's feature -> operator mapping (docs/method.md section 5), logit and outcome features.
 DEFAULT_MAPPING: Mapping[str, str] = MappingProxyType(
     {
         "spread": "dense_steer",
@@ -21,7 +21,7 @@ DEFAULT_MAPPING: Mapping[str, str] = MappingProxyType(
     }
 )
 
-#: Operator chosen when every routing z-score is <= 0 (method.md section 5).
+#: Operator chosen when every routing z-score is <= 0 (docs/method.md section 5).
 DEFAULT_FALLBACK = "sparse_steer_random"
 
 #: Absolute tolerance of threshold and tie comparisons (regime thresholds, z-score ties and the
@@ -30,7 +30,7 @@ DEFAULT_FALLBACK = "sparse_steer_random"
 #: last bits depending on summation order. 1e-9 is far below any meaningful difference.
 TOLERANCE = 1e-9
 
-#: The operator regimes are measured against (method.md section 4).
+#: The operator regimes are measured against (docs/method.md section 4).
 RETRY = "retry"
 
 #: Policies compared by the honest protocol (names in :data:`lm_failtrace.analysis.POLICIES`).

@@ -1,4 +1,4 @@
-"""The published evaluation protocol (method.md section 5).
+"""The published evaluation protocol (docs/method.md section 5).
 
 Within one cell: take the steerable units, z-score the features *within them*, route with the
 paper's rule, and compare the mean rescue of the routed operator with always applying each

@@ -1,4 +1,4 @@
-"""Recoverability regimes of failure units from measured rescue rates (method.md section 4).
+"""Recoverability regimes of failure units from measured rescue rates (docs/method.md section 4).
 
 Rescue rates are fractions such as 0.15 and 0.10 whose difference in binary floating point is
 0.04999999999999999; compared exactly, that unit would miss a 0.05 threshold that it meets on paper.

@@ -1,4 +1,4 @@
-"""The paper's training-free routing rule (method.md section 5) as a fitted estimator.
+"""The paper's training-free routing rule (docs/method.md section 5) as a fitted estimator.
 
 Deployment routes failures one at a time, so the z-scores of a single failure must come from a
 *calibration population* seen earlier: :meth:`PaperRule.fit` stores its per-feature mean and

@@ -1,7 +1,7 @@
 """Confidence intervals used throughout the analysis (each method stated once, here).
 
 Every interval respects the scale of its value: a rate never leaves [0, 1], a difference of two
-rates never leaves [-1, 1] (method.md section 8, "Intervals").
+rates never leaves [-1, 1] (docs/method.md section 8, "Intervals").
 
 - A **mean of per-unit values** (a policy's held-out rescue per unit; a paired per-unit difference
   between two policies) gets a BCa bootstrap interval over units (:func:`mean_ci`): bias-corrected

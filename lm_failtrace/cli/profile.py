@@ -55,7 +55,7 @@ def profile(input_path: Path, output: Path | None, all_runs: bool, as_json: bool
 
     A failure unit is a (model, task, problem) with at least one failed rollout; its cell is
     "model|task". Columns: n_rollouts, n_failed_rollouts, pass_rate, the outcome features of
-    method.md section 3 (answer_entropy, mode_share, truncation_rate), no_answer_rate, mean and
+    docs/method.md section 3 (answer_entropy, mode_share, truncation_rate), no_answer_rate, mean and
     max generated tokens, and spread/concentration/logit_dispersion when the rollouts carry
     them. Unknown finish reasons or token counts give NaN (empty), never a guess.
 

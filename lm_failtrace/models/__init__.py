@@ -7,7 +7,7 @@ character-level model (~0.9M parameters each) trained on the ``failtrace_arith``
 - ``ancestor``: trained on every level and operation of the format ("pre-training");
 - ``specialist``: the ancestor fine-tuned on a narrower slice, then a short round that left it
   verbose (it often restates the question first, so some answers hit the task's token budget):
-  better on average but failing in several distinct ways (method.md section 4).
+  better on average but failing in several distinct ways (docs/method.md section 4).
 
 Both directories hold ``config.json``, ``model.safetensors`` and the same tokenizer files; load
 them with ``transformers.AutoModelForCausalLM.from_pretrained(tiny_model_path("specialist"))``.

@@ -24,17 +24,17 @@ ID_COLUMNS: tuple[str, ...] = ("cell", "model", "task", "problem_id")
 #: Per-unit bookkeeping columns that may be present (validated when present).
 OPTIONAL_COLUMNS: tuple[str, ...] = ("n_rollouts", "n_failed_rollouts", "pass_rate")
 
-#: The paper's white-box features (method.md section 2).
+#: The paper's white-box features (docs/method.md section 2).
 LOGIT_FEATURES: tuple[str, ...] = ("spread", "concentration", "logit_dispersion")
 
-#: Our black-box outcome features (method.md section 3).
+#: Our black-box outcome features (docs/method.md section 3).
 OUTCOME_FEATURES: tuple[str, ...] = ("answer_entropy", "mode_share", "truncation_rate")
 
 #: Every feature lm-failtrace measures, in the order a table's features take when its columns
 #: imply them (logit features first: the routing rule breaks z-score ties by feature order).
 KNOWN_FEATURES: tuple[str, ...] = (*LOGIT_FEATURES, *OUTCOME_FEATURES)
 
-#: The paper's five operators (method.md section 6), `retry` first.
+#: The paper's five operators (docs/method.md section 6), `retry` first.
 PAPER_OPERATORS: tuple[str, ...] = (
     "retry",
     "sparse_steer",

@@ -1,4 +1,4 @@
-"""Per-token logit quantities and per-rollout logit features (method.md section 2).
+"""Per-token logit quantities and per-rollout logit features (docs/method.md section 2).
 
 Pure numpy on what a backend can afford to keep: the specialist's and the ancestor's top-K
 log-probs (at T = 1, i.e. log-softmax over the full vocabulary, then the K largest) at every
@@ -6,7 +6,7 @@ generated position, and the token actually taken. Both the ``failtrace-hf`` back
 and the repair operators' junction detector use these functions, so the feature that is analysed
 and the statistic that steers generation are the same number.
 
-Conventions (exactly as method.md, with the edge cases it leaves open written down):
+Conventions (exactly as docs/method.md, with the edge cases it leaves open written down):
 
 - Temperature: T-scaled log-probs are ``l / T`` renormalised (log-softmax) over the returned top-K.
 - A token absent from a model's top-K gets log-prob ``ABSENT_LOGPROB`` (-1000) *before* scaling.

@@ -22,8 +22,8 @@ class RolloutText(str):
         generated_tokens: tokens the model generated (stop token included, if any).
         finish_reason: ``"stop"`` (stop sequence or end of sequence) or ``"length"`` (hit the
             token limit).
-        spread, concentration, logit_dispersion: per-rollout logit aggregates (method.md section
-            2), when an ancestor model was scored.
+        spread, concentration, logit_dispersion: per-rollout logit aggregates
+            (docs/method.md section 2), when an ancestor model was scored.
 
     Operations that build a new string (slicing, ``strip``, concatenation) return plain ``str`` and
     drop the metadata; read ``meta`` from the object the backend returned.

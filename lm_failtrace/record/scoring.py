@@ -1,10 +1,11 @@
 """Teacher-forced scoring of completions by a specialist and its ancestor (needs torch).
 
 One batched forward pass per model over ``prompt + completion`` gives, at every generated
-position, both models' top-K log-probs on the same token sequence; :mod:`lm_failtrace.record.logits`
-turns them into the per-token quantities of method.md section 2. The ``failtrace-hf`` backend uses
-this to add logit features to recorded rollouts, and the repair step uses it to set each unit's
-junction threshold from its recorded failed rollouts.
+position, both models' top-K log-probs on the same token sequence;
+:mod:`lm_failtrace.record.logits` turns them into the per-token quantities of docs/method.md
+section 2. The ``failtrace-hf`` backend uses this to add logit features to recorded rollouts,
+and the repair step uses it to set each unit's junction threshold from its recorded failed
+rollouts.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ SIDECAR_COLUMNS: tuple[str, ...] = (
     "generated_tokens",
     "finish_reason",
 )
-#: Per-rollout logit aggregates (method.md section 2), written when a backend recorded them.
+#: Per-rollout logit aggregates (docs/method.md section 2), written when a backend recorded them.
 LOGIT_COLUMNS: tuple[str, ...] = ("spread", "concentration", "logit_dispersion")
 
 def _is_failtrace_log(samples: Path) -> bool:

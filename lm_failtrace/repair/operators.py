@@ -1,4 +1,4 @@
-"""The repair operators of method.md section 6, as registered plan builders.
+"""The repair operators of docs/method.md section 6, as registered plan builders.
 
 An operator turns one failure unit and one trial into the plans of that trial's attempts (a trial
 succeeds when any attempt is correct). New operators are one decorated function; the CLI and the

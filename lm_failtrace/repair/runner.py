@@ -43,7 +43,7 @@ class RepairConfig:
 
     Args:
         operators: operator names (see :data:`lm_failtrace.repair.operators.OPERATORS`).
-        attempts: attempts per trial (A; method.md default 3).
+        attempts: attempts per trial (A; docs/method.md default 3).
         trials: trials per unit and operator (R); rescue rates are multiples of 1/R.
         seed: base seed of the attempts' seeds.
         quantile: detector threshold quantile of ``j`` over the unit's recorded failed rollouts.

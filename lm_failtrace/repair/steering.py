@@ -1,14 +1,14 @@
 """Per-row interventions on the shared sampling loop (needs torch).
 
-Every repair operator of method.md section 6 is a plain temperature sample with, at most, one
+Every repair operator of docs/method.md section 6 is a plain temperature sample with, at most, one
 change at one step or from one step on. A :class:`RowPlan` says which, per row; :class:`Steering`
 applies the plans inside :func:`lm_failtrace.record.backends.decoding.sample_batch` (the loop the
 ``failtrace-hf`` backend records with), with the ancestor as the loop's lockstep companion, so
 recording and repair generate with the same code.
 
 Steps are 0-based positions among the generated tokens. At a *fire* step the token is first
-sampled as usual; the junction detector evaluates ``j_t`` (method.md section 2) for that sampled
-token, and if ``t >= min_step`` and ``j_t > threshold`` the sampled token is replaced:
+sampled as usual; the junction detector evaluates ``j_t`` (docs/method.md section 2) for that
+sampled token, and if ``t >= min_step`` and ``j_t > threshold`` the sampled token is replaced:
 
 - ``sparse``: by the argmax of ``alpha * z_S + (1 - alpha) * z_A`` (one token), then plain sampling;
 - ``random``: the same one-token steer at the fixed ``position`` (no detector);

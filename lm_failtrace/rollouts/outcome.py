@@ -1,4 +1,4 @@
-"""Outcome features of one failure unit (method.md section 3) and unbiased pass@k.
+"""Outcome features of one failure unit (docs/method.md section 3) and unbiased pass@k.
 
 One implementation serves both the lm-eval task (per-doc metrics in the samples log) and
 ``failtrace profile`` (the profile table), so the two can never disagree.
@@ -75,7 +75,7 @@ class OutcomeTally:
     of rollouts; :func:`outcome_features` feeds one of these, so the lm-eval task's per-doc
     metrics and the profile table share a single implementation.
 
-    Definitions (exact; method.md section 3), over the *failed* rollouts F of the unit:
+    Definitions (exact; docs/method.md section 3), over the *failed* rollouts F of the unit:
 
     - ``answer_entropy``: Shannon entropy of the distribution of final answers in F (a missing
       answer is its own value), divided by ``log(|F|)``; 0 when ``|F| == 1``.

@@ -26,7 +26,7 @@ class RolloutRecord(TypedDict, total=False):
         generated_tokens: tokens generated, if the backend reports it.
         finish_reason: ``"stop"`` or ``"length"``, if the backend reports it.
         text: the completion text (generic tables only; never required).
-        spread, concentration, logit_dispersion: per-rollout logit aggregates (method.md
+        spread, concentration, logit_dispersion: per-rollout logit aggregates (docs/method.md
             section 2), present when an ancestor model was scored.
     """
 

@@ -107,7 +107,7 @@ def test_console_script_reproduces_the_paper_on_all_cells(paper_csv):
 
 
 def test_example_paper_reproduces_the_reference_numbers():
-    """`--example paper` analyses the bundled table: method.md section 5's numbers, exactly."""
+    """`--example paper` analyses the bundled table: docs/method.md section 5's numbers, exactly."""
     result = CliRunner().invoke(main, ["analyze", "--example", "paper", "--json", *FAST])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)

@@ -1,4 +1,4 @@
-"""The published protocol reproduces the paper's reference numbers exactly (method.md section 5)."""
+"""The published protocol reproduces the paper's reference numbers exactly (docs/method.md 5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Regime labels (method.md section 4): thresholds, tolerance, missing assays."""
+"""Regime labels (docs/method.md section 4): thresholds, tolerance, missing assays."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The paper's routing rule as a fitted estimator and in batch form (method.md section 5)."""
+"""The paper's routing rule as a fitted estimator and in batch form (docs/method.md section 5)."""
 
 from __future__ import annotations
 

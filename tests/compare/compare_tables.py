@@ -1,6 +1,7 @@
 """Two small profile tables whose regimes, transitions and paired differences are known exactly.
 
-Operators ``retry`` and ``sparse_steer``; regimes by method.md section 4 (delta 0.05, reach 0.50):
+Operators ``retry`` and ``sparse_steer``; regimes by docs/method.md section 4 (delta 0.05,
+reach 0.50):
 (retry, sparse) = (0.1, 0.6) is steerable, (0.6, 0.6) resample, (0.0, 0.0) beyond_reach.
 """
 

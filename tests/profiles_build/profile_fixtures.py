@@ -72,7 +72,7 @@ def _entropy(*counts: int) -> float:
     return -sum(c / n * math.log(c / n) for c in counts) / math.log(n)
 
 
-#: The expected profile rows, computed by hand from the definitions (method.md section 3).
+#: The expected profile rows, computed by hand from the definitions (docs/method.md section 3).
 EXPECTED: dict[tuple[str, str], dict[str, float]] = {
     ("m", "p0"): {
         "n_rollouts": 4,

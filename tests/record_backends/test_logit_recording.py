@@ -1,4 +1,4 @@
-"""``failtrace-hf`` with ``ancestor=``: per-rollout logit features (method.md section 2)."""
+"""``failtrace-hf`` with ``ancestor=``: per-rollout logit features (docs/method.md section 2)."""
 
 from __future__ import annotations
 

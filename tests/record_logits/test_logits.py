@@ -1,4 +1,4 @@
-"""Logit features against an independent full-vocabulary computation (method.md section 2)."""
+"""Logit features against an independent full-vocabulary computation (docs/method.md section 2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Each operator changes generation exactly where it should (method.md section 6).
+"""Each operator changes generation exactly where it should (docs/method.md section 6).
 
 Specialist and ancestor are the bundled tiny pair (one tokenizer); with no stop strings rows run
 to the budget unless they sample ``<eos>``. Attempts share seeds across

@@ -2,7 +2,7 @@
 
 Usage: ``failtrace eval --model failtrace-hf --model_args pretrained=PATH[,seed=N,dtype=...]``.
 With ``ancestor=PATH`` (the base checkpoint, same tokenizer) every rollout also carries the logit
-features of method.md section 2 (:mod:`lm_failtrace.record.backends.logit_features`).
+features of docs/method.md section 2 (:mod:`lm_failtrace.record.backends.logit_features`).
 torch and transformers are imported when the backend is instantiated (the ``[hf]`` extra), so
 registering it costs nothing.
 """
@@ -93,7 +93,7 @@ class FailtraceHF(LM):
         batch_size: rollouts per forward pass (``auto`` = 8); ``max_batch_size`` is accepted and
             ignored. device: ``cpu``, ``cuda``, ``cuda:N``; CUDA falls back to CPU when absent.
         ancestor: a local model folder of the ancestor (same tokenizer); enables logit features.
-        logit_top_k: log-probs kept per position for the logit features (method.md: 100).
+        logit_top_k: log-probs kept per position for the logit features (docs/method.md: 100).
 
     Attributes:
         model, tokenizer: the loaded specialist, for code that samples with the same loop

@@ -1,4 +1,4 @@
-"""Per-rollout logit features while ``failtrace-hf`` generates (method.md section 2; needs torch).
+"""Per-rollout logit features while ``failtrace-hf`` generates (docs/method.md 2; needs torch).
 
 With ``ancestor=PATH`` the backend attaches an :class:`AncestorObserver` to its sampling loop: it
 keeps the specialist's top-K log-probs at every generated step (from the logits the loop already
@@ -24,7 +24,7 @@ class AncestorObserver:
     Args:
         ancestor: the ancestor causal LM (same tokenizer as the specialist).
         top_k: log-probs kept per position.
-        temperature: T of method.md section 2 (0.6, whatever the task samples at).
+        temperature: T of docs/method.md section 2 (0.6, whatever the task samples at).
     """
 
     def __init__(self, ancestor: Any, top_k: int = TOP_K, temperature: float = TEMPERATURE) -> None:

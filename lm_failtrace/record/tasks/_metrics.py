@@ -9,7 +9,7 @@ result is one dict per doc, which lm-eval expands into one logged metric per key
 - ``pass@1`` (= mean correctness over the N repeats), unbiased ``pass@4`` and ``pass@N``
   (Chen et al. 2021; undefined when k > N),
 - ``maj@N``: whether the most common extracted answer is correct,
-- the unit's outcome features (method.md section 3, from
+- the unit's outcome features (docs/method.md section 3, from
   :func:`lm_failtrace.profiles.outcome_features`),
 - ``failtrace_rollouts``: the N rollout records
   (:class:`~lm_failtrace.rollouts.RolloutRecord`).
