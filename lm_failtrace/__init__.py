@@ -40,6 +40,7 @@ _API: dict[str, str] = {
     "analyze": "lm_failtrace.analysis",
     "fit_router": "lm_failtrace.analysis",
     "load_router": "lm_failtrace.analysis",
+    "compare": "lm_failtrace.analysis",
     "log_failure_landscape": "lm_failtrace.tracking",
     "promote": "lm_failtrace.tracking",
     "status": "lm_failtrace.tracking",
@@ -54,6 +55,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load lazily
     from lm_failtrace.analysis import (
         AnalysisConfig,
         analyze,
+        compare,
         fit_router,
         load_router,
     )
