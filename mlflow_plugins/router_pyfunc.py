@@ -14,6 +14,7 @@ import json
 
 import mlflow
 import numpy as np
+import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 
@@ -26,7 +27,8 @@ class FailtraceRouter(PythonModel):
         with open(context.artifacts["router_params"]) as handle:
             self._router = load_router(json.load(handle))
 
-    def predict(self, context, model_input, params=None):
+    # The type hint tells MLflow the input is a DataFrame (validated against the logged signature).
+    def predict(self, context, model_input: pd.DataFrame, params=None):
         return np.asarray(self._router.predict(model_input), dtype=object)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import string
 from collections.abc import Callable
 from pathlib import Path
@@ -53,3 +54,12 @@ def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def make_tiny_lm() -> Callable[..., Path]:
     """``build_tiny_lm`` for tests that need several models (e.g. a specialist and an ancestor)."""
     return build_tiny_lm
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's headless Chromium, for tests of pages a person reads (.ci/run installs it)."""
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        raise FileNotFoundError("Debian's chromium is needed (.ci/run installs it)")
+    return path

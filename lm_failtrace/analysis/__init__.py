@@ -24,10 +24,12 @@ from lm_failtrace.analysis._policies import (
 from lm_failtrace.analysis._regimes import REGIMES, RegimeLabeler
 from lm_failtrace.analysis._registry import POLICIES, make_policy, register_policy
 from lm_failtrace.analysis._rule import PaperRule, route_batch
+from lm_failtrace.analysis._stats import MIN_UNITS_FOR_INTERVAL, mean_ci, proportion_ci
 
 __all__ = [
     "DEFAULT_FALLBACK",
     "DEFAULT_MAPPING",
+    "MIN_UNITS_FOR_INTERVAL",
     "POLICIES",
     "REGIMES",
     "ROUTER_FORMAT",
@@ -45,8 +47,10 @@ __all__ = [
     "fit_router",
     "load_router",
     "make_policy",
+    "mean_ci",
     "policy_from_params",
     "policy_to_params",
+    "proportion_ci",
     "published",
     "regime_labels",
     "register_policy",

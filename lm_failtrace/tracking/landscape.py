@@ -7,17 +7,15 @@ Computing first (analysis, router, figures, report) means a bad table or a faili
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from lm_failtrace.analysis import AnalysisConfig, analyze, fit_router, routing_map
+from lm_failtrace.analysis import AnalysisConfig, analyze, fit_router
 from lm_failtrace.formatting import to_jsonable
 from lm_failtrace.profiles import ProfileTable
 from lm_failtrace.report.html import render_report
-from lm_failtrace.report.plots import write_figures
+from lm_failtrace.report.plots import report_figures
 
 
 @dataclass
@@ -67,13 +65,12 @@ def compute_landscape(
         say("fitting the router (cross-validated policy selection)")
         router = to_jsonable(fit_router(table, config))
     say("drawing figures and the report")
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = write_figures(routing_map(table, config), tmp)
-        figures = {p.name: Path(p).read_bytes() for p in paths}
+    drawn = report_figures(table, config, analysis)
+    figures = {f.name: f.png for f in drawn}
     html = render_report(
         analysis,
         table.frame,
-        figures,
+        drawn,
         title=title,
         context=context,
         extra_columns=[*config.features, *config.operators],

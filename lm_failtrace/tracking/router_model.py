@@ -10,18 +10,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import tempfile
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from lm_failtrace import __version__
-
-#: MLflow's warnings for model authors that a user logging a router cannot act on.
-_MLFLOW_ADVICE: tuple[str, ...] = (
-    r".*Add type hints to the `predict` method",
-    r".*An input example was not provided",
-)
 
 #: Name of the router's LoggedModel (and of its artifact folder).
 ROUTER_MODEL_NAME = "router"
@@ -41,6 +34,7 @@ def log_router(params: Mapping[str, Any], *, tags: Mapping[str, str]) -> str:
     """Log ``params`` (from ``fit_router``) as a pyfunc in the active run; returns its model_id."""
     import mlflow
     import mlflow.pyfunc
+    import pandas as pd
 
     # The file's path, not the module: importing it would run its set_model().
     code = importlib.util.find_spec("lm_failtrace_mlflow.router_pyfunc").origin
@@ -48,17 +42,15 @@ def log_router(params: Mapping[str, Any], *, tags: Mapping[str, str]) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         params_path = Path(tmp) / "router_params.json"
         params_path.write_text(json.dumps(params, indent=2, sort_keys=True))
-        with warnings.catch_warnings():
-            # Advice for model authors, not users: the signature above validates inputs, and an
-            # input example would make MLflow load the model in a subprocess to check it.
-            for advice in _MLFLOW_ADVICE:
-                warnings.filterwarnings("ignore", message=advice, category=UserWarning)
-            info = mlflow.pyfunc.log_model(
-                name=ROUTER_MODEL_NAME,
-                python_model=code,
-                artifacts={"router_params": str(params_path)},
-                signature=router_signature(params["features"]),
-                pip_requirements=[f"lm-failtrace=={__version__}", f"mlflow=={mlflow.__version__}"],
-                tags=dict(tags),
-            )
+        info = mlflow.pyfunc.log_model(
+            name=ROUTER_MODEL_NAME,
+            python_model=code,
+            artifacts={"router_params": str(params_path)},
+            signature=router_signature(params["features"]),
+            # One all-zero row (every feature at its cell mean in z-space): shown in the UI, and
+            # the serving example MLflow checks the signature against.
+            input_example=pd.DataFrame({name: [0.0] for name in params["features"]}),
+            pip_requirements=[f"lm-failtrace=={__version__}", f"mlflow=={mlflow.__version__}"],
+            tags=dict(tags),
+        )
     return info.model_id

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 
 import pandas as pd
 import pytest
@@ -38,10 +37,3 @@ def table_files(tmp_path, old_frame, new_frame):
     new_frame.to_csv(new, index=False)
     return old, new
 
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        raise FileNotFoundError("Debian's chromium is needed (.ci/run installs it)")
-    return path

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from html.parser import HTMLParser
 
 import pytest
+from _html import Page
 from click.testing import CliRunner
 from compare_tables import NEW_RATES, OLD_RATES, profile_frame
 
@@ -19,25 +19,6 @@ PAGE_TAGS = {
     "html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "ul", "li", "div",
     "table", "thead", "tbody", "tr", "th", "td", "dl", "dt", "dd",
 }  # fmt: skip
-
-
-class _Page(HTMLParser):
-    """Tags, attributes and text of a page, entities decoded."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: set[str] = set()
-        self.attributes: list[tuple[str, str, str | None]] = []
-        self.text: list[str] = []
-        self.feed(text)
-        self.close()
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.add(tag)
-        self.attributes += [(tag, name, value) for name, value in attrs]
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
 
 
 def _run(*args: str):
@@ -73,7 +54,7 @@ def test_json_and_html(table_files, tmp_path):
     text = page.read_text()
     assert text.startswith("<!DOCTYPE html>") and "Content-Security-Policy" in text
     assert "<script" not in text  # the page has no script at all
-    parsed = _Page(text)
+    parsed = Page(text)
     assert parsed.tags <= PAGE_TAGS
     cells = "".join(parsed.text)
     assert "Regime transitions" in cells and "too few units" in cells
@@ -95,7 +76,7 @@ def test_hostile_strings_stay_escaped(tmp_path):
     text = page.read_text()
     for hostile in (SCRIPT, BREAKOUT):
         assert hostile not in text
-    parsed = _Page(text)
+    parsed = Page(text)
     assert parsed.tags <= PAGE_TAGS
     assert {name for _tag, name, _value in parsed.attributes} <= {
         "lang", "charset", "name", "content", "http-equiv", "class", "scope",

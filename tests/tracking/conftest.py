@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -96,10 +95,3 @@ def failtrace():
     """``failtrace(*args, cwd=, env=)`` runs the real console script in a subprocess."""
     return _run_failtrace
 
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        raise FileNotFoundError("Debian's chromium is needed (.ci/run installs it)")
-    return path

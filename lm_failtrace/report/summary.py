@@ -1,0 +1,142 @@
+"""The numbers report.html states beside the analysis document: per-operator rescue and cost.
+
+The analysis document holds the regimes, the cross-validated policies and the verdicts; what it
+does not hold, and a reader asks first ("what does each operator rescue, and what does it cost?"),
+is computed here from the profile table with the analysis's own interval method, so the report
+states every interval the same way the analysis does.
+
+Everything here is plain numbers (no HTML, no figures): :mod:`.html` words them and
+:mod:`.plots` draws them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lm_failtrace.analysis import (  # the analysis's one method each
+    REGIMES,
+    RegimeLabeler,
+    mean_ci,
+    proportion_ci,
+)
+from lm_failtrace.errors import InputError
+from lm_failtrace.profiles import TOKENS_SUFFIX
+
+#: Interval level when a document does not state its own.
+DEFAULT_CONFIDENCE = 0.95
+
+
+def interval(values: np.ndarray, confidence: float, random_state: int = 0) -> dict[str, Any]:
+    """Mean and interval of per-unit rates, by the analysis's method (one method, stated once):
+    no interval (``ci_low``/``ci_high`` None) with too few units."""
+    return mean_ci(np.asarray(values, dtype=float), confidence, random_state)
+
+
+@dataclass(frozen=True)
+class OperatorSummary:
+    """One operator over one population of failure units.
+
+    Attributes:
+        operator: its name.
+        rescue: mean rescue rate over the units it was assayed on, with ``ci_low``/``ci_high``
+            (None when too few units) and ``n_units``.
+        tokens_per_trial: mean generated tokens of one trial (None: the table has no counts).
+        tokens_per_rescue: generated tokens spent per rescued trial (None: unknown, or nothing
+            rescued).
+    """
+
+    operator: str
+    rescue: Mapping[str, Any]
+    tokens_per_trial: float | None
+    tokens_per_rescue: float | None
+
+
+def _tokens(frame: pd.DataFrame, operator: str, assayed: np.ndarray) -> np.ndarray | None:
+    column = operator + TOKENS_SUFFIX
+    if column not in frame.columns:
+        return None
+    tokens = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)[assayed]
+    return tokens if len(tokens) and np.isfinite(tokens).all() else None
+
+
+def operator_summaries(
+    frame: pd.DataFrame,
+    operators: Sequence[str],
+    confidence: float = DEFAULT_CONFIDENCE,
+    random_state: int = 0,
+) -> list[OperatorSummary]:
+    """Rescue rate (with interval) and token cost of every operator column ``frame`` holds."""
+    out = []
+    for operator in operators:
+        if operator not in frame.columns:
+            continue
+        rates = pd.to_numeric(frame[operator], errors="coerce").to_numpy(dtype=float)
+        assayed = np.isfinite(rates)
+        tokens = _tokens(frame, operator, assayed)
+        per_trial = per_rescue = None
+        if tokens is not None and len(tokens):
+            per_trial = float(tokens.mean())
+            rescued = float(rates[assayed].sum())
+            per_rescue = float(tokens.sum()) / rescued if rescued > 0 else None
+        rescue = interval(rates[assayed], confidence, random_state)
+        out.append(OperatorSummary(operator, rescue, per_trial, per_rescue))
+    return out
+
+
+def best_operator(summaries: Sequence[OperatorSummary]) -> str | None:
+    """The operator with the highest mean rescue (ties: listed first), as ``best_fixed`` picks."""
+    best, best_mean = None, -np.inf
+    for row in summaries:
+        mean = row.rescue.get("mean")
+        if mean is not None and mean > best_mean:
+            best, best_mean = row.operator, mean
+    return best
+
+
+def regime_labels(frame: pd.DataFrame, config: Mapping[str, Any]) -> np.ndarray | None:
+    """Each row's regime, from the document's configuration (None when the frame cannot tell)."""
+    operators = list(config.get("operators") or ())
+    if "retry" not in operators or any(op not in frame.columns for op in operators):
+        return None
+    labeler = RegimeLabeler(
+        tuple(operators), config.get("delta", 0.05), config.get("reach", 0.50)
+    ).fit()
+    try:
+        return labeler.predict(frame.loc[:, operators])
+    except InputError:  # a unit without retry, or without any other operator, assayed
+        return None
+
+
+def _stated_interval(regimes: Mapping[str, Any], regime: str) -> Mapping[str, Any] | None:
+    """An interval the document itself holds for ``regime``'s share, if any."""
+    for key in ("intervals", "fractions", "shares"):
+        value = (regimes.get(key) or {}).get(regime)
+        if isinstance(value, Mapping) and "mean" in value:
+            return value
+    return None
+
+
+def regime_shares(
+    regimes: Mapping[str, Any], confidence: float = DEFAULT_CONFIDENCE
+) -> list[tuple[str, int | None, Mapping[str, Any]]]:
+    """(regime, count, share with interval) of every regime a section lists.
+
+    The document's interval is used when it holds one; otherwise the analysis's interval for a
+    share of units is computed from the counts.
+    """
+    counts = regimes.get("counts") or {}
+    total = sum(int(v) for v in counts.values() if isinstance(v, (int, np.integer)))
+    names = [r for r in REGIMES if r in counts] + [r for r in counts if r not in REGIMES]
+    out = []
+    for name in names:
+        count = counts.get(name)
+        share = _stated_interval(regimes, name)
+        if share is None and isinstance(count, (int, np.integer)) and total:
+            share = proportion_ci(int(count), total, confidence)
+        out.append((str(name), count, share or {"mean": None, "ci_low": None, "ci_high": None}))
+    return out
