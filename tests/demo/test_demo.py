@@ -34,7 +34,7 @@ def test_demo_registers_the_specialist_its_landscape_and_a_loadable_router(tmp_p
     ]  # fmt: skip
     assert summary["ui_url"] == "http://127.0.0.1:5000"
     assert "repair: 100%" in done.stderr  # one progress bar, not a line per unit
-    for noise in ("CUDA is unavailable", "--metadata", "Add type hints", "input example"):
+    for noise in ("CUDA is unavailable", "--metadata", "Add type hints", "input example was not"):
         assert noise not in done.stderr  # warnings that do not concern the user
     assert "[1/4]" in done.stderr and "[4/4]" in done.stderr  # progress is shown
     assert sum(summary["regimes"].values()) > 0
