@@ -61,14 +61,25 @@ def _from_files(
     from lm_failtrace.analysis import CompareSide, compare
 
     old, new = tables
+    old_label, new_label = _short_labels(old, new)
     return compare(
         old,
         new,
         config,
         tasks=tasks,
-        old_side=CompareSide(label=str(old)),
-        new_side=CompareSide(label=str(new)),
+        old_side=CompareSide(label=old_label, details={"path": str(old)}),
+        new_side=CompareSide(label=new_label, details={"path": str(new)}),
     )
+
+
+def _short_labels(old: Path, new: Path) -> tuple[str, str]:
+    """The shortest trailing parts of the two paths that tell them apart (``v1.csv``, or
+    ``old/profiles.parquet`` beside ``new/profiles.parquet``): column headers stay readable."""
+    for depth in range(1, max(len(old.parts), len(new.parts)) + 1):
+        labels = (str(Path(*old.parts[-depth:])), str(Path(*new.parts[-depth:])))
+        if labels[0] != labels[1]:
+            return labels
+    return str(old), str(new)
 
 
 @click.command()

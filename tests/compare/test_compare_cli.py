@@ -31,7 +31,7 @@ def test_text_tables(table_files, tmp_path, monkeypatch):
     result = _run(str(old), str(new))
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert f"Failure landscape comparison: {old} -> {new}" in out
+    assert "Failure landscape comparison: old.csv -> new.csv" in out  # short, telling labels
     assert "== task arith ==" in out
     for title in ("Regime shares", "Mean rescue per operator", "Regime transitions", "Paired"):
         assert title in out
@@ -50,7 +50,8 @@ def test_json_and_html(table_files, tmp_path):
     assert doc["html"] == str(page)
     moves = doc["tasks"]["arith"]["transitions"]
     assert moves["counts"]["beyond_reach"] == {"steerable": 1, "resample": 0, "beyond_reach": 1}
-    assert doc["old"]["label"] == str(old) and doc["same_model"] is False
+    assert doc["old"]["label"] == "old.csv" and doc["old"]["path"] == str(old)
+    assert doc["same_model"] is False
     text = page.read_text()
     assert text.startswith("<!DOCTYPE html>") and "Content-Security-Policy" in text
     assert "<script" not in text  # the page has no script at all
