@@ -6,7 +6,8 @@ Public API (implementation modules are private and may move):
 - :func:`compare` (+ :class:`CompareSide`) -> how two failure landscapes differ, task by task.
 - :func:`fit_router` -> JSON-able deployable router params; :func:`load_router` -> ``.predict(df)``.
 - Estimators: :class:`RegimeLabeler`, :class:`PaperRule` (+ batch :func:`route_batch`),
-  :class:`BestFixed`, :class:`FixedOperator`, :class:`RidgeRouter`; :data:`POLICIES` registry.
+  :class:`BestFixed`, :class:`FixedOperator`, :class:`RidgeRouter`,
+  :class:`GradientBoostedRouter` (opt-in); :data:`POLICIES` registry.
 """
 
 from lm_failtrace.analysis._analyze import analyze, published, regime_labels, routing_map
@@ -17,6 +18,7 @@ from lm_failtrace.analysis._deploy import ROUTER_FORMAT, DeployedRouter, fit_rou
 from lm_failtrace.analysis._policies import (
     BestFixed,
     FixedOperator,
+    GradientBoostedRouter,
     RidgeRouter,
     policy_from_params,
     policy_to_params,
@@ -39,6 +41,7 @@ __all__ = [
     "CompareSide",
     "DeployedRouter",
     "FixedOperator",
+    "GradientBoostedRouter",
     "PaperRule",
     "RegimeLabeler",
     "RidgeRouter",

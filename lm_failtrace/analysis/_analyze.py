@@ -11,6 +11,7 @@ from lm_failtrace.analysis._cluster import cluster_units
 from lm_failtrace.analysis._config import AnalysisConfig
 from lm_failtrace.analysis._data import UnitArrays, checked_frame, prepare, unit_arrays
 from lm_failtrace.analysis._honest import HeldOut, cross_fit, select_policy, summarize
+from lm_failtrace.analysis._labels import label_agreement, label_values
 from lm_failtrace.analysis._published import published_by_cell
 from lm_failtrace.analysis._recover import cv_accuracy
 from lm_failtrace.analysis._regimes import RegimeLabeler, regime_summaries, regime_summary
@@ -43,6 +44,15 @@ def _section(units: UnitArrays, held: dict, config: AnalysisConfig, cluster: boo
     if cluster:
         section["clustering"] = cluster_units(units.X, {"regime": units.regime}, config)
     return section
+
+
+def _add_labels(
+    section: dict, labels: np.ndarray | None, units: UnitArrays, config: AnalysisConfig
+) -> None:
+    """Set ``section["labels"]`` when a label column is configured (``labels`` row-aligned)."""
+    if labels is not None:
+        selected = section["selection"].get("selected")
+        section["labels"] = label_agreement(labels, units, config, selected)
 
 
 def _pool(parts: list[dict]) -> dict:
@@ -83,8 +93,9 @@ def analyze(
         "verdicts"}``; a section holds ``n_units``, ``regimes`` (counts, fractions, Wilson
         ``intervals``), ``published``, ``honest`` (``steerable_hard`` / ``all_failures`` ->
         policy -> mean and interval, :mod:`._stats`), ``selection``, ``verdicts`` (structured,
-        :mod:`._verdicts`), ``recoverability`` and ``clustering``; ``pooled`` adds
-        ``model_identification`` and clustering agreement with model and cell. The document's
+        :mod:`._verdicts`), ``recoverability``, ``clustering`` and, when ``config.labels`` names
+        a column, ``labels`` (:mod:`._labels`); ``pooled`` adds ``model_identification`` and
+        clustering agreement with model and cell. The document's
         ``verdicts`` are the sentences of every cell's verdicts (and the pooled ones when there
         are several cells), each prefixed with its cell.
     """
@@ -92,6 +103,7 @@ def analyze(
     if cell is not None:
         table = table.cell(cell)
     units = unit_arrays(table, config)
+    labels = label_values(table, config)
     say = progress or (lambda _msg: None)
     codes, names = pd.factorize(units.cell)
     published_cells, published_pooled = published_by_cell(
@@ -105,6 +117,7 @@ def analyze(
         held_parts.append(held)
         section = _section(part, held, config, cluster=True)
         section["published"] = published_cells[str(name)]
+        _add_labels(section, None if labels is None else labels[units.cell == name], part, config)
         cells[str(name)] = section
         verdicts.extend(_verdicts(str(name), section, held, config))
     say("pooled analysis and clustering")
@@ -118,6 +131,7 @@ def analyze(
         units.X, {"regime": units.regime, "model": units.model, "cell": units.cell}, config
     )
     pooled["model_identification"] = cv_accuracy(units.X, units.model, config)
+    _add_labels(pooled, labels, units, config)
     pooled_verdicts = _verdicts("pooled", pooled, pooled_held, config)
     if len(cells) > 1:
         verdicts.extend(pooled_verdicts)

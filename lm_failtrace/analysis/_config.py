@@ -43,6 +43,8 @@ class AnalysisConfig:
         confidence: level of the reported intervals.
         n_bootstrap: bootstrap resamples for clustering stability.
         k_range: candidate numbers of clusters (inclusive bounds), chosen by silhouette.
+        labels: a categorical column of known labels (failure mechanisms, hand-labelled
+            categories) to compare the regimes and routes with; ``None`` = no comparison.
         notes: what :meth:`resolved` chose for unset columns and why (features dropped, the
             fallback substituted), so the analysis document says it.
     """
@@ -60,6 +62,7 @@ class AnalysisConfig:
     confidence: float = 0.95
     n_bootstrap: int = 20
     k_range: tuple[int, int] = (2, 6)
+    labels: str | None = None
     notes: tuple[str, ...] = ()
 
     @property
@@ -156,6 +159,8 @@ class AnalysisConfig:
         """Regimes compare every operator to retry; routing needs at least one feature."""
         if self.features is not None and not self.features:
             raise InputError("no feature columns configured", parameter="features")
+        if self.labels is not None and not self.labels.strip():
+            raise InputError("empty label column name", parameter="labels")
         if self.operators is not None and RETRY not in self.operators:
             raise InputError(f"must include {RETRY!r} to label regimes", parameter="operators")
 

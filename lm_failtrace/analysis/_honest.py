@@ -128,7 +128,13 @@ def paired_difference(
 
 #: Tie-break order of policy selection: no intervention, one fixed operator, a feature rule, a
 #: fitted router.
-SIMPLEST_FIRST: tuple[str, ...] = ("retry", "best_fixed", "paper_rule", "ridge_router")
+SIMPLEST_FIRST: tuple[str, ...] = (
+    "retry",
+    "best_fixed",
+    "paper_rule",
+    "ridge_router",
+    "gbm_router",
+)
 
 
 def select_policy(held: dict[str, HeldOut] | None, config: AnalysisConfig) -> dict:

@@ -15,12 +15,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
+from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import RidgeCV
 from sklearn.utils.validation import check_is_fitted
 
 from lm_failtrace.analysis._config import AnalysisConfig
 from lm_failtrace.analysis._defaults import RETRY
 from lm_failtrace.analysis._features import feature_matrix, standardize, zscore
+from lm_failtrace.analysis._gbm import NODE_FIELDS, node_arrays, predict_trees, tree_nodes
 from lm_failtrace.analysis._registry import register_policy
 from lm_failtrace.analysis._rule import PaperRule
 from lm_failtrace.errors import InputError
@@ -83,6 +85,28 @@ class BestFixed(BaseEstimator):
         return np.full(len(X), self.operator_, dtype=object)
 
 
+def _training_data(
+    router: BaseEstimator, X: pd.DataFrame | np.ndarray, R: pd.DataFrame | np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What every fitted router starts from: features, rescue rates, each operator's mean rescue
+    and whether it was assayed at all; records the feature names on ``router`` (sklearn style).
+
+    Raises:
+        InputError: rows do not match, or no operator was assayed on these units.
+    """
+    matrix = feature_matrix(X, router.features)
+    rates = _rates(R, router.operators)
+    if len(matrix) != len(rates):
+        raise InputError(f"{len(matrix)} feature rows but {len(rates)} rescue rows")
+    means = _column_means(rates)
+    usable = np.isfinite(means)
+    if not usable.any():
+        raise InputError("no operator is assayed on the training units")
+    router.feature_names_in_ = np.array(list(router.features), dtype=object)
+    router.n_features_in_ = len(router.features)
+    return matrix, rates, means, usable
+
+
 class RidgeRouter(BaseEstimator):
     """Predict each operator's rescue from z-scored features; route to the best prediction.
 
@@ -126,16 +150,7 @@ class RidgeRouter(BaseEstimator):
         self.min_gain = min_gain
 
     def fit(self, X: pd.DataFrame | np.ndarray, R: pd.DataFrame | np.ndarray) -> RidgeRouter:
-        matrix = feature_matrix(X, self.features)
-        rates = _rates(R, self.operators)
-        if len(matrix) != len(rates):
-            raise InputError(f"{len(matrix)} feature rows but {len(rates)} rescue rows")
-        means = _column_means(rates)
-        usable = np.isfinite(means)
-        if not usable.any():
-            raise InputError("no operator is assayed on the training units")
-        self.feature_names_in_ = np.array(list(self.features), dtype=object)
-        self.n_features_in_ = len(self.features)
+        matrix, rates, means, usable = _training_data(self, X, R)
         self.mean_, self.scale_ = standardize(matrix)
         z = zscore(matrix, self.mean_, self.scale_)
         filled = np.where(np.isnan(rates), np.where(usable, means, 0.0), rates)
@@ -159,12 +174,119 @@ class RidgeRouter(BaseEstimator):
         return np.where(np.asarray(self.usable_, dtype=bool), pred, -np.inf)
 
     def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        pred = self.predict_rescue(X)
-        best = np.argmax(pred, axis=1)
-        rows = np.arange(len(pred))
-        keep_default = pred[rows, best] - pred[:, self.default_index_] < self.min_gain
-        choice = np.where(keep_default, self.default_index_, best)
-        return np.asarray(list(self.operators), dtype=object)[choice]
+        return _route(self.predict_rescue(X), self.default_index_, self.min_gain, self.operators)
+
+
+def _route(
+    pred: np.ndarray, default_index: int, min_gain: float, operators: Sequence[str]
+) -> np.ndarray:
+    """Operator with the best predicted rescue, unless it beats the default by < ``min_gain``."""
+    best = np.argmax(pred, axis=1)
+    rows = np.arange(len(pred))
+    keep_default = pred[rows, best] - pred[:, default_index] < min_gain
+    choice = np.where(keep_default, default_index, best)
+    return np.asarray(list(operators), dtype=object)[choice]
+
+
+class GradientBoostedRouter(BaseEstimator):
+    """Predict each operator's rescue with gradient-boosted trees; route to the best prediction.
+
+    One scikit-learn ``HistGradientBoostingRegressor`` per operator (squared error, fixed
+    ``random_state``, no early stopping), fitted on the units where that operator was assayed;
+    an operator assayed on fewer than 2 training units predicts its training mean, and one never
+    assayed is never chosen. Routing is :class:`RidgeRouter`'s: the best predicted rescue, unless
+    it beats the best fixed operator by less than ``min_gain``. Trees can follow thresholds and
+    interactions a linear model cannot, at the cost of variance on small cells; opt-in
+    (``--policies``), not a default policy.
+
+    The fitted trees are kept as plain data (:mod:`._gbm`): the baseline per operator, every node
+    (feature, threshold, children, leaf flag, value, missing-goes-left) and each tree's root and
+    operator, so the JSON router predicts exactly what the fitted models predict.
+
+    Args:
+        features: feature columns.
+        operators: operator columns, in tie-break order.
+        max_iter: boosting iterations (trees) per operator.
+        max_depth: depth of each tree.
+        min_samples_leaf: fewest training units per leaf.
+        learning_rate: shrinkage of each tree.
+        min_gain: predicted rescue gain required to leave the best fixed operator.
+        random_state: seed of the boosting.
+    """
+
+    _state = (
+        "feature_names_in_",
+        "baseline_",
+        "trees_",
+        *NODE_FIELDS,
+        "usable_",
+        "default_index_",
+    )
+
+    def __init__(
+        self,
+        features: Sequence[str] = LOGIT_FEATURES,
+        operators: Sequence[str] = PAPER_OPERATORS,
+        max_iter: int = 50,
+        max_depth: int = 3,
+        min_samples_leaf: int = 5,
+        learning_rate: float = 0.1,
+        min_gain: float = 0.02,
+        random_state: int = 0,
+    ) -> None:
+        self.features = features
+        self.operators = operators
+        self.max_iter = max_iter
+        self.max_depth = max_depth
+        self.min_samples_leaf = min_samples_leaf
+        self.learning_rate = learning_rate
+        self.min_gain = min_gain
+        self.random_state = random_state
+
+    def _regressor(self) -> HistGradientBoostingRegressor:
+        return HistGradientBoostingRegressor(
+            max_iter=self.max_iter,
+            max_depth=self.max_depth,
+            min_samples_leaf=self.min_samples_leaf,
+            learning_rate=self.learning_rate,
+            early_stopping=False,
+            random_state=self.random_state,
+        )
+
+    def fit(
+        self, X: pd.DataFrame | np.ndarray, R: pd.DataFrame | np.ndarray
+    ) -> GradientBoostedRouter:
+        matrix, rates, means, usable = _training_data(self, X, R)
+        self.estimators_: list[HistGradientBoostingRegressor | None] = []
+        baseline, trees, nodes = np.where(usable, means, 0.0), [], []
+        for j in range(rates.shape[1]):
+            assayed = ~np.isnan(rates[:, j])
+            model = None
+            if assayed.sum() >= 2:
+                model = self._regressor().fit(matrix[assayed], rates[assayed, j])
+                baseline[j], fitted = tree_nodes(model, sum(len(n["node_value_"]) for n in nodes))
+                trees.extend([n["root"], j] for n in fitted)
+                nodes.extend(fitted)
+            self.estimators_.append(model)
+        self.baseline_ = baseline
+        self.trees_ = np.asarray(trees, dtype=int).reshape(-1, 2)
+        for name in NODE_FIELDS:
+            setattr(self, name, np.asarray([v for n in nodes for v in n[name]]))
+        self.usable_ = usable
+        self.default_index_ = int(np.argmax(means))
+        return self
+
+    def predict_rescue(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Predicted rescue rate per operator, shape (n, n_operators); -inf = never chosen."""
+        check_is_fitted(self, "trees_")
+        matrix = feature_matrix(X, self.feature_names_in_)
+        trees = np.asarray(self.trees_, dtype=np.intp).reshape(-1, 2)
+        nodes = node_arrays({name: getattr(self, name) for name in NODE_FIELDS})
+        pred = predict_trees(matrix, np.asarray(self.baseline_, dtype=float), trees, nodes)
+        return np.where(np.asarray(self.usable_, dtype=bool), pred, -np.inf)
+
+    def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        return _route(self.predict_rescue(X), self.default_index_, self.min_gain, self.operators)
 
 
 @register_policy("paper_rule")
@@ -187,8 +309,16 @@ def _ridge_router(config: AnalysisConfig) -> RidgeRouter:
     return RidgeRouter(tuple(config.features), tuple(config.operators))
 
 
+@register_policy("gbm_router")
+def _gbm_router(config: AnalysisConfig) -> GradientBoostedRouter:
+    return GradientBoostedRouter(
+        tuple(config.features), tuple(config.operators), random_state=config.random_state
+    )
+
+
 _ESTIMATORS: dict[str, type[BaseEstimator]] = {
-    cls.__name__: cls for cls in (PaperRule, FixedOperator, BestFixed, RidgeRouter)
+    cls.__name__: cls
+    for cls in (PaperRule, FixedOperator, BestFixed, RidgeRouter, GradientBoostedRouter)
 }
 
 

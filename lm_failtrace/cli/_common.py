@@ -33,9 +33,9 @@ _FLAG_EXCEPTIONS: dict[str, str] = {
 #: Parameters the CLI exposes under their own name (``--`` + dashes); others are not flags.
 _FLAGS: frozenset[str] = frozenset(
     {
-        "alias", "aliases", "attempts", "checkpoint", "fallback", "features", "lm_eval_run",
-        "model_name", "model_version", "name", "operators", "policies", "repeats", "seed",
-        "version", "versions", "temperature", "tracking_uri", "trials",
+        "alias", "aliases", "attempts", "checkpoint", "fallback", "features", "labels",
+        "lm_eval_run", "model_name", "model_version", "name", "operators", "policies", "repeats",
+        "seed", "version", "versions", "temperature", "tracking_uri", "trials",
     }
 )  # fmt: skip
 
@@ -74,6 +74,12 @@ def echo_json(document: Any) -> None:
     click.echo(json.dumps(to_jsonable(document), indent=2, allow_nan=False))
 
 
+def _policy_names(values: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """``policies=`` of the configuration from ``--policies`` values; empty = the defaults."""
+    names = tuple(name.strip() for value in values for name in value.split(",") if name.strip())
+    return {"policies": names} if names else {}
+
+
 def analysis_options(func: F) -> F:
     """The analysis settings shared by every command that analyses (analyze, log).
 
@@ -106,10 +112,25 @@ def analysis_options(func: F) -> F:
             default=None,
             help="Operator when no z-score is positive [sparse_steer_random, else retry].",
         ),
+        click.option(
+            "--policies",
+            multiple=True,
+            help="Policies the honest protocol compares and deployment selects from, "
+            "comma-separated or repeated (opt-in: gbm_router). Default: paper_rule, best_fixed, "
+            "retry, ridge_router.",
+        ),
         click.option("--folds", default=5, show_default=True, type=click.IntRange(min=2)),
         click.option("--repeats", default=10, show_default=True, type=click.IntRange(min=1)),
         click.option(
             "--seed", default=0, show_default=True, type=int, help="Seed of folds and clustering."
+        ),
+        click.option(
+            "--labels",
+            default=None,
+            metavar="COLUMN",
+            help="A categorical column of known labels (e.g. failure mechanisms): report their "
+            "contingency and adjusted Rand index with regimes and routes, and how well the "
+            "features predict them.",
         ),
     ]
 
@@ -120,9 +141,11 @@ def analysis_options(func: F) -> F:
         operators: tuple[str, ...],
         routes: tuple[str, ...],
         fallback: str | None,
+        policies: tuple[str, ...],
         folds: int,
         repeats: int,
         seed: int,
+        labels: str | None,
         **kwargs: Any,
     ) -> Any:
         from lm_failtrace.analysis import DEFAULT_MAPPING, AnalysisConfig
@@ -143,6 +166,8 @@ def analysis_options(func: F) -> F:
             n_folds=folds,
             n_repeats=repeats,
             random_state=seed,
+            **_policy_names(policies),
+            labels=labels,
         )
         return func(*args, config=config.check(), **kwargs)
 

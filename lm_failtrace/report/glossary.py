@@ -48,6 +48,10 @@ POLICIES: dict[str, str] = {
         "goes to the best prediction, and stays with the best fixed operator unless the predicted "
         "gain is at least 0.02."
     ),
+    "gbm_router": (
+        "Opt-in: like ridge_router, with gradient-boosted trees (one per operator) predicting "
+        "each operator's rescue, so thresholds and interactions of the features can count."
+    ),
     "oracle": (
         "Each unit's best operator in hindsight: the ceiling no deployable policy can pass, "
         "not a policy."

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any, NamedTuple
 
@@ -173,16 +173,21 @@ def _ci_label(confidence: float) -> str:
     return f"{round(confidence * 100)}% CI"
 
 
-def _pct_ci(row: Mapping[str, Any] | None, confidence: float) -> str:
-    """``65.9% (95% CI 59.8% to 72.1%)``; an absent interval says why."""
+def _with_ci(
+    row: Mapping[str, Any] | None, confidence: float, fmt: Callable[[float], str], after: str = ""
+) -> str:
+    """``fmt(mean) (95% CI fmt(low) to fmt(high))`` + ``after``; an absent interval says why."""
     if not row or row.get("mean") is None:
         return format_number(None)
     if row.get("ci_low") is None or row.get("ci_high") is None:
-        return f"{_pct(row['mean'])} (too few units)"
-    return (
-        f"{_pct(row['mean'])} ({_ci_label(confidence)} {_pct(row['ci_low'])} to "
-        f"{_pct(row['ci_high'])})"
-    )
+        return f"{fmt(row['mean'])} (too few units)"
+    low, high = fmt(row["ci_low"]), fmt(row["ci_high"])
+    return f"{fmt(row['mean'])} ({_ci_label(confidence)} {low} to {high}){after}"
+
+
+def _pct_ci(row: Mapping[str, Any] | None, confidence: float) -> str:
+    """``65.9% (95% CI 59.8% to 72.1%)``."""
+    return _with_ci(row, confidence, _pct)
 
 
 def _pp(value: float) -> str:
@@ -194,15 +199,8 @@ _OUTCOME = {"better": ": a gain", "worse": ": a loss", "tie": ": not distinguish
 
 
 def _pp_ci(row: Mapping[str, Any], confidence: float) -> str:
-    """``+6.6 pp (95% CI +2.1 to +11.0 pp): a gain``; an absent interval says why."""
-    if row.get("mean") is None:
-        return format_number(None)
-    if row.get("ci_low") is None or row.get("ci_high") is None:
-        return f"{_pp(row['mean'])} (too few units)"
-    return (
-        f"{_pp(row['mean'])} ({_ci_label(confidence)} {row['ci_low'] * 100:+.1f} to "
-        f"{row['ci_high'] * 100:+.1f} pp){_OUTCOME.get(row.get('outcome'), '')}"
-    )
+    """``+6.6 pp (95% CI +2.1 pp to +11.0 pp): a gain``."""
+    return _with_ci(row, confidence, _pp, _OUTCOME.get(row.get("outcome"), ""))
 
 
 def _tokens(value: float | None) -> str:
@@ -230,7 +228,7 @@ def _policy_words(name: str, best: str | None, config: Mapping[str, Any]) -> str
         return f"best_fixed: always {best}"
     if name == "retry":
         return "retry: always retry (no other policy rescued more on held-out units)"
-    if name in ("paper_rule", "ridge_router") and features:
+    if name in ("paper_rule", "ridge_router", "gbm_router") and features:
         return f"{name}: routes each failure by {features}"
     return name
 

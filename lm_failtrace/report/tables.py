@@ -139,6 +139,29 @@ def _clustering(cl: dict) -> str:
     )
 
 
+def _contingency(title: str, agreement: dict) -> str:
+    """``labels x regimes (ARI 0.123):`` and the contingency table, indented."""
+    table = agreement["contingency"]
+    pairs = zip(table["labels"], table["counts"], strict=True)
+    rows = [[label, *counts] for label, counts in pairs]
+    body = text_table(["label", *table["columns"]], rows).replace("\n", "\n    ")
+    return f"  labels x {title} (ARI {agreement['ari']:.3f}):\n    {body}"
+
+
+def _labels(lab: dict) -> str:
+    """Agreement with the known labels: contingency tables with ARI, and label recoverability."""
+    head = f"Known labels (column {lab['column']}, {lab['n_units']} labelled units"
+    head += f"; {lab['n_missing']} without a label left out)" if lab["n_missing"] else ")"
+    if "skipped" in lab:
+        return f"{head}: {lab['skipped']}"
+    parts = [head, _contingency("regimes", lab["regime"])]
+    for name, agreement in lab["routes"].items():
+        which = " (selected policy)" if name == lab.get("selected_policy") else ""
+        parts.append(_contingency(f"routes of {name}{which}", agreement))
+    parts.append(_accuracy("  Label recoverability", lab["recoverability"]))
+    return "\n".join(parts)
+
+
 def _section(title: str, section: dict, config: dict) -> str:
     parts = [f"== {title} ({section['n_units']} failure units) ==", _regime_mix(section["regimes"])]
     parts += [_published(section), _honest(section, config)]
@@ -149,6 +172,8 @@ def _section(title: str, section: dict, config: dict) -> str:
         parts.append(_clustering(section["clustering"]))
     if "model_identification" in section:
         parts.append(_accuracy("Model identification", section["model_identification"]))
+    if "labels" in section:
+        parts.append(_labels(section["labels"]))
     return "\n".join(parts)
 
 
