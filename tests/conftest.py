@@ -1,10 +1,11 @@
-"""Shared fixtures: the paper's per-problem data, bundled in ``lm_failtrace.datasets``."""
+"""Shared fixtures: the bundled paper data, test models, Chromium, a clean MLflow environment."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,18 @@ def chromium() -> str:
     if path is None:
         raise FileNotFoundError("Debian's chromium is needed (.ci/run installs it)")
     return path
+
+
+#: Environment variables through which one MLflow store can leak into the next test:
+#: ``mlflow.set_tracking_uri``/``set_registry_uri`` also set them, for subprocesses.
+MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@pytest.fixture(autouse=True)
+def _no_mlflow_store_from_elsewhere() -> Iterator[None]:
+    """Each test starts and ends without an MLflow store chosen by the environment."""
+    for name in MLFLOW_URI_VARIABLES:
+        os.environ.pop(name, None)
+    yield
+    for name in MLFLOW_URI_VARIABLES:
+        os.environ.pop(name, None)
