@@ -6,8 +6,9 @@ are what a person reads there: the regime shares with their intervals, the selec
 its held-out gains, pass@k, and where the run, its ``report.html`` and the router are.
 
 Links are URLs when the tracking URI is an http(s) server (its UI is served at the same
-address); for any other store (a local sqlite database) the run id and the artifact path are
-given in words, with the command that opens the UI.
+address); for any other store (a local sqlite database) they are relative to the UI showing the
+page (``#/models/...``: `mlflow ui` on that database serves the same routes), and the text says
+the run id and the artifact path too, with the command that opens the UI.
 """
 
 from __future__ import annotations
@@ -38,30 +39,24 @@ class Where:
     run_id: str
 
     @property
-    def base(self) -> str | None:
-        """The UI's address: the tracking URI when it is an http(s) server."""
+    def base(self) -> str:
+        """Prefix of UI routes: the server's address, or empty (relative to the UI showing it)."""
         uri = self.tracking_uri
-        return uri.rstrip("/") if uri.startswith(("http://", "https://")) else None
+        return f"{uri.rstrip('/')}/" if uri.startswith(("http://", "https://")) else ""
 
     def _run_route(self) -> str:
-        return f"{self.base}/#/experiments/{quote(self.experiment_id)}/runs/{quote(self.run_id)}"
+        return f"{self.base}#/experiments/{quote(self.experiment_id)}/runs/{quote(self.run_id)}"
 
     def run(self) -> str:
-        if self.base:
-            return f"[run `{self.run_id}`]({self._run_route()})"
-        return f"run `{self.run_id}` (experiment id {self.experiment_id})"
+        return f"[run `{self.run_id}`]({self._run_route()}) (experiment id {self.experiment_id})"
 
     def artifact(self, path: str) -> str:
-        """An artifact of the run: its link, or its path (said next to :meth:`run`)."""
-        if self.base:
-            return f"[`{path}`]({self._run_route()}/artifacts/{quote(path)})"
-        return f"`{path}`"
+        """An artifact of the run, linked to its page in the run's artifact browser."""
+        return f"[`{path}`]({self._run_route()}/artifacts/{quote(path)})"
 
     def model_version(self, name: str, version: str) -> str:
-        if self.base:
-            route = f"{self.base}/#/models/{quote(name, safe='')}/versions/{quote(str(version))}"
-            return f"[`{name}` version {version}]({route})"
-        return f"registered model `{name}` version {version}"
+        route = f"{self.base}#/models/{quote(name, safe='')}/versions/{quote(str(version))}"
+        return f"[`{name}` version {version}]({route})"
 
     def how_to_open(self) -> str:
         if self.base:

@@ -80,10 +80,10 @@ print(json.dumps({{"tags": mv.tags, "router_version": rv.version, "artifacts": a
     )
     assert "| `failtrace_arith` |" in text and "pass@1 " in text
     assert (
-        f"registered model `failtrace-demo-specialist-router` version {info['router_version']}"
-        in text
+        f"[`failtrace-demo-specialist-router` version {info['router_version']}]"
+        f"(#/models/failtrace-demo-specialist-router/versions/{info['router_version']})" in text
     )
-    assert "registered model `failtrace-demo-specialist` version" in info["router_description"]
+    assert "[`failtrace-demo-specialist` version" in info["router_description"]
     # What the failtrace-hf backend ran on, not lm-eval's --device default.
     assert (info["params"]["lm_eval.device"], info["params"]["lm_eval.dtype"]) == ("cpu", "float32")
     assert "report.html" in info["artifacts"]

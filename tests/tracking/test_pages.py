@@ -91,14 +91,18 @@ def test_links_are_urls_on_a_server(uri: str) -> None:
     assert "mlflow ui" not in text
 
 
-def test_links_are_words_for_a_local_database() -> None:
+def test_links_are_relative_for_a_local_database() -> None:
     where = describe.Where("sqlite:////data/mlflow.db", "1", "abc")
     analysis = _analysis("m|gsm8k")
     text = describe.model_version_description(
         analysis, {}, model=("m", "3"), router=("m-router", "2"), where=where, digest="f" * 64
     )
-    assert "registered model `m-router` version 2" in text
-    assert "run `abc` (experiment id 1), with the report `report.html`" in text
+    # `mlflow ui` on the database serves the same routes: links relative to the page work there
+    assert "[`m-router` version 2](#/models/m-router/versions/2)" in text
+    assert (
+        "[run `abc`](#/experiments/1/runs/abc) (experiment id 1), with the report "
+        "[`report.html`](#/experiments/1/runs/abc/artifacts/report.html)"
+    ) in text
     assert "`mlflow ui --backend-store-uri sqlite:////data/mlflow.db`" in text
     assert "pass@k" not in text and "all tasks" not in text
     router = {
@@ -110,7 +114,7 @@ def test_links_are_words_for_a_local_database() -> None:
     text = describe.router_version_description(
         router, analysis, model=("m", "3"), router=("m-router", "2"), where=where, digest="f" * 64
     )
-    assert text.startswith("### Router of registered model `m` version 3")
+    assert text.startswith("### Router of [`m` version 3](#/models/m/versions/3)")
     assert "**`best_fixed`**" in text and "`retry`, `budget`" in text
     assert "models:/m-router/2" in text
 

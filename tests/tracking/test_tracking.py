@@ -290,9 +290,10 @@ def test_local_sqlite_default_with_two_concurrent_loggers(cell_csv, tmp_path: Pa
         assert rv.tags[registry.TAG_SOURCE_NAME] == name
         experiment = client.get_experiment_by_name(f"failtrace/{name}")
         assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-        # No web server behind a local database: the description names things in words.
+        # No web server behind a local database: links are relative to the UI showing the page.
         text = client.get_model_version(name, "1").description
-        assert f"registered model `{name}-router` version {rv.version}" in text
+        route = f"#/models/{name}-router/versions/{rv.version}"
+        assert f"[`{name}-router` version {rv.version}]({route})" in text
         assert f"mlflow ui --backend-store-uri {db}" in text
 
 
