@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 @click.option(
     "--plot",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Write PNG figures (routing map per cell, regime mix) into this folder.",
+    help="Write report.html's PNG figures into this folder (per cell: cost frontier, features "
+    "by regime, the selected policy's routing map; with several cells: regime mix).",
 )
 @reports_input_errors
 @analysis_options
@@ -60,7 +61,6 @@ def analyze(
         profiles = EXAMPLES[example]()
 
     from lm_failtrace.analysis import analyze as run_analysis
-    from lm_failtrace.analysis import routing_map
     from lm_failtrace.profiles import read_profiles
 
     def progress(message: str) -> None:
@@ -72,9 +72,9 @@ def analyze(
         table = table.cell(cell)
     document = run_analysis(table, config, progress=progress)
     if plot is not None:
-        from lm_failtrace.report.plots import write_figures
+        from lm_failtrace.report.plots import report_figures, save_figures
 
-        for path in write_figures(routing_map(table, config), plot):
+        for path in save_figures(report_figures(table, config, document), plot):
             progress(f"wrote {path}")
     if as_json:
         echo_json(document)

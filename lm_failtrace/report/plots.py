@@ -380,24 +380,14 @@ def regime_mix_figure(units: pd.DataFrame) -> bytes:
     return png
 
 
-def write_figures(units: pd.DataFrame, out_dir: str | Path) -> list[Path]:
-    """Write ``routing_map_<cell>.png`` per cell and ``regime_mix.png``; return their paths.
+def save_figures(figures: Sequence[Figure], out_dir: str | Path) -> list[Path]:
+    """Write each figure as ``out_dir/<name>`` (folder created if needed); return the paths.
 
-    Args:
-        units: :func:`lm_failtrace.analysis.routing_map` output (cell, z_<feature>..., route,
-            regime): the paper rule's routes.
-        out_dir: folder to write into (created if needed).
+    The same figures as report.html (:func:`report_figures`), for ``failtrace analyze --plot``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    features = [c[2:] for c in units.columns if c.startswith("z_")]
-    colours = _colours(sorted(pd.unique(units["route"])))
-    written = []
-    for cell, frame in units.groupby("cell", sort=False):
-        png = routing_figure(frame, features, colours, f"Routing map (paper rule), cell {cell}")
-        written.append(_save(png, out / f"routing_map_{_slug(str(cell))}.png"))
-    written.append(_save(regime_mix_figure(units), out / "regime_mix.png"))
-    return written
+    return [_save(figure.png, out / figure.name) for figure in figures]
 
 
 # --- all figures of a report -------------------------------------------------------------------
@@ -488,5 +478,5 @@ __all__ = [
     "regime_mix_figure",
     "report_figures",
     "routing_figure",
-    "write_figures",
+    "save_figures",
 ]

@@ -40,8 +40,8 @@ def test_text_tables_and_plots(csv_path, tmp_path):
     assert result.exit_code == 0, result.output
     assert "== cell m1|t2 (40 failure units) ==" in result.stdout
     assert "Honest protocol" in result.stdout and "Verdicts:" in result.stdout
-    pngs = sorted(p.name for p in out.iterdir())
-    assert pngs == ["regime_mix.png", "routing_map_m1_t2.png"]
+    pngs = sorted(p.name for p in out.iterdir())  # report.html's figures of the cell
+    assert {"frontier_m1_t2.png", "features_m1_t2.png"} <= set(pngs)
     assert all((out / p).read_bytes().startswith(b"\x89PNG") for p in pngs)
 
 
