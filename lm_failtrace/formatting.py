@@ -8,12 +8,15 @@ print as integers, missing or non-finite values print as ``n/a`` and are ``null`
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 #: What a missing or non-finite number prints as.
 MISSING = "n/a"
+#: What an interval the analysis could not give (too few units) prints as.
+TOO_FEW = "too few units"
 
 
 def format_number(value: Any, digits: int = 3, missing: str = MISSING) -> str:
@@ -42,6 +45,24 @@ def format_signed(value: float | None, digits: int = 3) -> str:
     if value != 0 and abs(value) < 0.5 * 10**-digits:
         return f"{value:+.2g}"
     return f"{value:+.{digits}f}"
+
+
+def format_interval(
+    row: Mapping[str, Any] | None,
+    value: Callable[[Any], str] = format_number,
+    bound: Callable[[Any], str] | None = None,
+) -> str:
+    """An interval mapping (``mean``, ``ci_low``, ``ci_high``) as ``0.342 [0.275, 0.409]``.
+
+    ``value`` formats the mean and ``bound`` the bounds (default: as the mean); without an
+    interval, ``0.500 (too few units)``; without a mean, ``n/a``.
+    """
+    if not row or row.get("mean") is None:
+        return MISSING
+    if row.get("ci_low") is None or row.get("ci_high") is None:
+        return f"{value(row['mean'])} ({TOO_FEW})"
+    bound = bound or value
+    return f"{value(row['mean'])} [{bound(row['ci_low'])}, {bound(row['ci_high'])}]"
 
 
 def to_jsonable(value: Any) -> Any:

@@ -16,14 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from lm_failtrace.analysis import REGIMES
-from lm_failtrace.formatting import MISSING, format_number
+from lm_failtrace.formatting import MISSING, TOO_FEW, format_interval, format_number
 from lm_failtrace.report.html import environment
 from lm_failtrace.report.tables import text_table
 
 _TEMPLATE = "compare.html.j2"
-
-#: How an interval that could not be computed reads.
-TOO_FEW = "too few units"
 
 #: Row and column of units in one table only (a profile table holds failure units only).
 STOPPED, STARTED = "stopped failing", "started failing"
@@ -46,14 +43,6 @@ def ci(row: Mapping[str, Any] | None) -> str:
     if not row or row.get("ci_low") is None or row.get("ci_high") is None:
         return TOO_FEW
     return f"[{format_number(row['ci_low'])}, {format_number(row['ci_high'])}]"
-
-
-def interval(row: Mapping[str, Any] | None) -> str:
-    """``0.342 [0.275, 0.409]``; ``0.500 (too few units)`` without an interval; ``n/a``."""
-    if not row or row.get("mean") is None:
-        return "n/a"
-    text = ci(row)
-    return f"{format_number(row['mean'])} {text if text != TOO_FEW else f'({TOO_FEW})'}"
 
 
 def _signed(value: Any) -> str:
@@ -86,9 +75,9 @@ def _shares(section: Mapping[str, Any], doc: Mapping[str, Any], level: str) -> T
         [
             r,
             old[r]["count"],
-            interval(old[r]),
+            format_interval(old[r]),
             new[r]["count"],
-            interval(new[r]),
+            format_interval(new[r]),
             _change(old[r]["mean"], new[r]["mean"]),
         ]
         for r in REGIMES
@@ -126,7 +115,7 @@ def _pass_at_k(section: Mapping[str, Any], doc: Mapping[str, Any]) -> Table | No
 
 def _rescue(section: Mapping[str, Any], doc: Mapping[str, Any], level: str) -> Table:
     old, new = section["old"]["rescue"], section["new"]["rescue"]
-    rows = [[op, interval(old.get(op)), interval(new.get(op))] for op in old]
+    rows = [[op, format_interval(old.get(op)), format_interval(new.get(op))] for op in old]
     selections = [section[side].get("selection") or {} for side in ("old", "new")]
     rows.append(["selected policy", *(_selected(s) for s in selections)])
     if any("logged" in s for s in selections):

@@ -29,7 +29,7 @@ import markupsafe
 import numpy as np
 import pandas as pd
 
-from lm_failtrace.formatting import format_number
+from lm_failtrace.formatting import TOO_FEW, format_number
 from lm_failtrace.profiles import ID_COLUMNS, TOKENS_SUFFIX
 from lm_failtrace.profiles.build import PROFILE_COLUMNS
 from lm_failtrace.report import summary
@@ -104,10 +104,6 @@ def environment() -> jinja2.Environment:
     )
 
 
-#: Former private name, kept for callers that used it.
-_environment = environment
-
-
 @cache
 def sort_script() -> str:
     """The table-sorting script (package file ``templates/sort_table.js``), exactly as inlined."""
@@ -180,7 +176,7 @@ def _with_ci(
     if not row or row.get("mean") is None:
         return format_number(None)
     if row.get("ci_low") is None or row.get("ci_high") is None:
-        return f"{fmt(row['mean'])} (too few units)"
+        return f"{fmt(row['mean'])} ({TOO_FEW})"
     low, high = fmt(row["ci_low"]), fmt(row["ci_high"])
     return f"{fmt(row['mean'])} ({_ci_label(confidence)} {low} to {high}){after}"
 

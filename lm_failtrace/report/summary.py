@@ -31,12 +31,6 @@ from lm_failtrace.profiles import TOKENS_SUFFIX
 DEFAULT_CONFIDENCE = 0.95
 
 
-def interval(values: np.ndarray, confidence: float, random_state: int = 0) -> dict[str, Any]:
-    """Mean and interval of per-unit rates, by the analysis's method (one method, stated once):
-    no interval (``ci_low``/``ci_high`` None) with too few units."""
-    return mean_ci(np.asarray(values, dtype=float), confidence, random_state)
-
-
 @dataclass(frozen=True)
 class OperatorSummary:
     """One operator over one population of failure units.
@@ -83,7 +77,7 @@ def operator_summaries(
             per_trial = float(tokens.mean())
             rescued = float(rates[assayed].sum())
             per_rescue = float(tokens.sum()) / rescued if rescued > 0 else None
-        rescue = interval(rates[assayed], confidence, random_state)
+        rescue = mean_ci(rates[assayed], confidence, random_state)  # the analysis's method
         out.append(OperatorSummary(operator, rescue, per_trial, per_rescue))
     return out
 
@@ -112,13 +106,10 @@ def regime_labels(frame: pd.DataFrame, config: Mapping[str, Any]) -> np.ndarray 
         return None
 
 
-def _stated_interval(regimes: Mapping[str, Any], regime: str) -> Mapping[str, Any] | None:
-    """An interval the document itself holds for ``regime``'s share, if any."""
-    for key in ("intervals", "fractions", "shares"):
-        value = (regimes.get(key) or {}).get(regime)
-        if isinstance(value, Mapping) and "mean" in value:
-            return value
-    return None
+def share_interval(regimes: Mapping[str, Any], regime: str) -> Mapping[str, Any] | None:
+    """The interval the analysis document holds for ``regime``'s share of units, if any."""
+    value = (regimes.get("intervals") or {}).get(regime)
+    return value if isinstance(value, Mapping) and "mean" in value else None
 
 
 def regime_shares(
@@ -135,7 +126,7 @@ def regime_shares(
     out = []
     for name in names:
         count = counts.get(name)
-        share = _stated_interval(regimes, name)
+        share = share_interval(regimes, name)
         if share is None and isinstance(count, (int, np.integer)) and total:
             share = proportion_ci(int(count), total, confidence)
         out.append((str(name), count, share or {"mean": None, "ci_low": None, "ci_high": None}))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lm_failtrace.analysis import REGIMES
-from lm_failtrace.formatting import format_number, format_signed
+from lm_failtrace.formatting import TOO_FEW, format_number, format_signed
 
 
 def text_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -26,7 +26,7 @@ def text_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 def _bounds(row: dict, signed: bool = False) -> str:
     """`` [low, high]`` of an interval mapping, or why it has none (never a fake zero width)."""
     if row.get("ci_low") is None:
-        return " (too few units)" if row.get("too_few", True) else ""
+        return f" ({TOO_FEW})" if row.get("too_few", True) else ""
     if row["ci_low"] == row["ci_high"] and "same value" in (row.get("note") or ""):
         return " (all units equal)"
     if signed:

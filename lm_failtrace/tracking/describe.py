@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from lm_failtrace.formatting import format_interval
+from lm_failtrace.report.summary import share_interval
+
 #: MLflow's SQL registry keeps at most this many characters of a model version's description.
 DESCRIPTION_LIMIT = 5000
 
@@ -72,29 +75,15 @@ def _number(value: float, percent: bool, signed: bool = False) -> str:
 
 def interval_text(entry: Mapping[str, Any], *, percent: bool = False, signed: bool = False) -> str:
     """``mean [ci_low, ci_high]``; ``mean (too few units)`` when the analysis gave no interval."""
-    mean = entry.get("mean")
-    if mean is None:
-        return "n/a"
-    text = _number(mean, percent, signed)
-    if entry.get("ci_low") is None or entry.get("ci_high") is None:
-        return f"{text} (too few units)"
-    low, high = _number(entry["ci_low"], percent), _number(entry["ci_high"], percent)
-    return f"{text} [{low}, {high}]"
-
-
-def _regime_interval(regimes: Mapping[str, Any], regime: str) -> Mapping[str, Any] | None:
-    """The share's interval, wherever the regimes section keeps ``{regime: {mean, ci_low}}``."""
-    for value in regimes.values():
-        entry = value.get(regime) if isinstance(value, Mapping) else None
-        if isinstance(entry, Mapping) and "mean" in entry:
-            return entry
-    return None
+    return format_interval(
+        entry, lambda v: _number(v, percent, signed), lambda v: _number(v, percent)
+    )
 
 
 def share_text(regimes: Mapping[str, Any], regime: str) -> str:
     """A regime's count and share of units, with its interval when the analysis gives one."""
     count = (regimes.get("counts") or {}).get(regime)
-    interval = _regime_interval(regimes, regime)
+    interval = share_interval(regimes, regime)
     if interval is not None:
         share = interval_text(interval, percent=True)
     else:
