@@ -532,18 +532,10 @@ def _sections(analysis: Mapping[str, Any], profiles: pd.DataFrame, inputs: _Inpu
     return out
 
 
-def _as_figures(figures: Sequence[Figure] | Mapping[str, bytes]) -> list[Figure]:
-    """Figures as given by :func:`lm_failtrace.report.plots.report_figures`; a plain
-    caption -> PNG mapping is shown with the pooled section."""
-    if isinstance(figures, Mapping):
-        return [Figure(str(c), str(c), png, "other") for c, png in figures.items()]
-    return list(figures)
-
-
 def render_report(
     analysis: Mapping[str, Any],
     profiles: pd.DataFrame,
-    figures: Sequence[Figure] | Mapping[str, bytes],
+    figures: Sequence[Figure],
     *,
     title: str,
     context: Mapping[str, Any] | None = None,
@@ -556,8 +548,7 @@ def render_report(
     Args:
         analysis: the document returned by :func:`lm_failtrace.analysis.analyze`.
         profiles: the profile table it was computed from (operators' rescue and cost, the units).
-        figures: :func:`lm_failtrace.report.plots.report_figures` (or caption -> PNG bytes),
-            inlined as data URIs.
+        figures: :func:`lm_failtrace.report.plots.report_figures`, inlined as data URIs.
         title: page title and heading (escaped).
         context: key -> value shown at the top (model, version, run, source; escaped).
         extra_columns: further per-unit columns of the units table (features, rescue rates).
@@ -567,11 +558,10 @@ def render_report(
     config = analysis.get("config") or {}
     sentences = [str(v) for v in analysis.get("verdicts") or ()]
     inputs = _Inputs(
-        config, _as_figures(figures), extra_columns, sample_size, random_state, sentences
+        config, list(figures), extra_columns, sample_size, random_state, sentences
     )
     sections = _sections(analysis, profiles, inputs)  # takes the sentences it shows
     script = sort_script()
-    other = [f for f in inputs.figures if f.kind == "other"]
     return (
         environment()
         .get_template(_TEMPLATE)
@@ -582,7 +572,6 @@ def render_report(
             context=[(str(k), format_number(v)) for k, v in (context or {}).items()],
             verdicts=inputs.sentences,
             sections=sections,
-            other_figures=_figures(other).get("other", []),
             glossary=glossary(config),
         )
     )

@@ -11,6 +11,7 @@ import pandas as pd
 from _html import Page
 
 from lm_failtrace.report.html import content_security_policy, render_report, sort_script
+from lm_failtrace.report.plots import Figure
 
 SCRIPT = "<script>alert(1)</script>"
 QUOTES = "\"&'<>"
@@ -46,7 +47,7 @@ def test_hostile_strings_in_data_come_out_escaped() -> None:
     page = render_report(
         analysis,
         profiles,
-        {f"{BREAKOUT} {QUOTES}": b"\x89PNG not really"},
+        [Figure("f.png", f"{BREAKOUT} {QUOTES}", b"\x89PNG not really", "frontier", cell)],
         title=f"model {SCRIPT}",
         context={"model": SCRIPT, QUOTES: QUOTES},
         extra_columns=["note"],
