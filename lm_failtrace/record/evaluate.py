@@ -33,7 +33,7 @@ from typing import Any
 from lm_failtrace.errors import InputError
 from lm_failtrace.record import backends, secrets
 from lm_failtrace.record.sidecar import write_sidecars
-from lm_failtrace.rollouts import samples_files
+from lm_failtrace.rollouts import output_folder, samples_files
 
 
 @dataclass(frozen=True)
@@ -202,8 +202,7 @@ def _execute(parser: Any, parsed: argparse.Namespace, output_path: str | None) -
 
 
 def _written_since(output_path: str, start_ns: int) -> list[Path]:
-    root = Path(output_path)
-    root = root.parent if root.suffix == ".json" else root
+    root = output_folder(output_path)
     if not root.is_dir():
         return []
     return [p for p in root.rglob("*") if p.is_file() and p.stat().st_mtime_ns >= start_ns]

@@ -37,11 +37,15 @@ SAMPLES_PREFIX = "samples_"
 SIDECAR_PREFIX = "rollouts_"
 
 
+def output_folder(output_path: str | Path) -> Path:
+    """The folder lm-eval writes into for ``--output_path``: a ``.json`` path means its folder."""
+    root = Path(output_path)
+    return root.parent if root.suffix == ".json" else root
+
+
 def samples_files(output_path: str | Path) -> dict[Path, int]:
     """Every samples log under lm-eval's ``--output_path`` with its modification time (ns)."""
-    root = Path(output_path)
-    if root.suffix == ".json":  # lm-eval then writes the samples beside that file
-        root = root.parent
+    root = output_folder(output_path)
     if not root.is_dir():
         return {}
     return {p: p.stat().st_mtime_ns for p in root.rglob(f"{SAMPLES_PREFIX}*.jsonl")}
