@@ -238,9 +238,7 @@ def _gain(section: Mapping[str, Any], versus: str, confidence: float) -> str:
     selection = section.get("selection") or {}
     if selection.get("selected") == versus:
         return f"none: {versus} is the selected policy"
-    margin = selection.get(f"margin_over_{versus}")
-    if margin is None and (selection.get("margin_over_runner_up") or {}).get("versus") == versus:
-        margin = selection["margin_over_runner_up"]
+    margin = summary.selection_margin(selection, versus)
     if margin is not None:
         return _pp_ci(margin, confidence)
     other = _honest_row(section, versus).get("mean")

@@ -106,6 +106,16 @@ def regime_labels(frame: pd.DataFrame, config: Mapping[str, Any]) -> np.ndarray 
         return None
 
 
+def selection_margin(selection: Mapping[str, Any], versus: str) -> Mapping[str, Any] | None:
+    """The selected policy's paired held-out difference over ``versus``, if the document has it
+    (``margin_over_<versus>``, or the runner-up's margin when the runner-up is ``versus``)."""
+    for key in (f"margin_over_{versus}", "margin_over_runner_up"):
+        margin = selection.get(key)
+        if isinstance(margin, Mapping) and margin.get("versus") == versus:
+            return margin
+    return None
+
+
 def share_interval(regimes: Mapping[str, Any], regime: str) -> Mapping[str, Any] | None:
     """The interval the analysis document holds for ``regime``'s share of units, if any."""
     value = (regimes.get("intervals") or {}).get(regime)

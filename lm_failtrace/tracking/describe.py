@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from lm_failtrace.formatting import format_interval
-from lm_failtrace.report.summary import share_interval
+from lm_failtrace.report.summary import selection_margin, share_interval
 
 #: MLflow's SQL registry keeps at most this many characters of a model version's description.
 DESCRIPTION_LIMIT = 5000
@@ -131,10 +131,9 @@ def gain_text(selection: Mapping[str, Any], other: str) -> str:
     selected = selection.get("selected")
     if selected == other:
         return f"n/a: the selected policy is `{other}` itself"
-    for key in (f"margin_over_{other}", "margin_over_runner_up"):
-        margin = selection.get(key)
-        if isinstance(margin, Mapping) and margin.get("versus") == other:
-            return interval_text(margin, signed=True)
+    margin = selection_margin(selection, other)
+    if margin is not None:
+        return interval_text(margin, signed=True)
     means = {row.get("policy"): row.get("mean") for row in selection.get("ranking") or ()}
     if means.get(selected) is None or means.get(other) is None:
         return f"n/a (`{other}` was not evaluated)"
