@@ -85,12 +85,14 @@ def profile(input_path: Path, output: Path | None, all_runs: bool, as_json: bool
 
 def summarize(built: ProfileBuild, output: Path | None = None) -> dict[str, Any]:
     """Counts per cell and the means of the outcome features over its failure units."""
+    from lm_failtrace.profiles import cell_name
+
     frame = built.frame
     cells = []
     for (model, task), counts in built.cells.items():
         units = frame[(frame["model"] == model) & (frame["task"] == task)]
         cell: dict[str, Any] = {
-            "cell": f"{model}|{task}",
+            "cell": cell_name(model, task),
             "problems": counts.problems,
             "repeats": counts.repeats,
             "pass_at_1": counts.pass_at_1,

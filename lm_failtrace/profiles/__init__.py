@@ -20,6 +20,8 @@ from lm_failtrace.profiles._schema import (
     SCHEMA_METADATA_KEY,
     TOKENS_SUFFIX,
     ProfileSchema,
+    cell_name,
+    cell_task,
     resolve_features,
 )
 from lm_failtrace.profiles.build import ProfileBuild, build_profiles
@@ -41,6 +43,8 @@ __all__ = [
     "ProfileTable",
     "as_profile_table",
     "build_profiles",
+    "cell_name",
+    "cell_task",
     "read_profiles",
     "resolve_features",
     "validate_profiles",

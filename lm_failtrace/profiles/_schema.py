@@ -21,6 +21,16 @@ if TYPE_CHECKING:
 #: Identifier columns every profile table has.
 ID_COLUMNS: tuple[str, ...] = ("cell", "model", "task", "problem_id")
 
+
+def cell_name(model: str, task: str) -> str:
+    """A cell's name, ``model|task``: the population inside which features are compared."""
+    return f"{model}|{task}"
+
+
+def cell_task(cell: str) -> str:
+    """The task of a cell named by :func:`cell_name`."""
+    return cell.split("|", 1)[-1]
+
 #: Per-unit bookkeeping columns that may be present (validated when present).
 OPTIONAL_COLUMNS: tuple[str, ...] = ("n_rollouts", "n_failed_rollouts", "pass_rate")
 

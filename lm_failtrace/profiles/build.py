@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from lm_failtrace.errors import InputError
-from lm_failtrace.profiles._schema import ID_COLUMNS, LOGIT_FEATURES, ProfileSchema
+from lm_failtrace.profiles._schema import ID_COLUMNS, LOGIT_FEATURES, ProfileSchema, cell_name
 from lm_failtrace.rollouts import FINISH_REASONS, UNIT_COLUMNS, OutcomeTally, Source, discover
 
 #: Per-unit columns after the identifiers, in output order (logit columns follow when present).
@@ -320,7 +320,7 @@ def _frame(units: dict[tuple[str, str, str], _Unit], logit_columns: list[str]) -
         if unit.tally.n_failed == 0:
             continue
         row: dict[str, Any] = {
-            "cell": f"{model}|{task}",
+            "cell": cell_name(model, task),
             "model": model,
             "task": task,
             "problem_id": problem_id,

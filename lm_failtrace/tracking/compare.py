@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from lm_failtrace.analysis import AnalysisConfig, CompareSide, compare
 from lm_failtrace.errors import InputError
 from lm_failtrace.formatting import to_jsonable
-from lm_failtrace.profiles import ProfileTable, read_profiles
+from lm_failtrace.profiles import ProfileTable, cell_task, read_profiles
 from lm_failtrace.tracking import registry
 from lm_failtrace.tracking.metrics import metric_name
 from lm_failtrace.tracking.uri import resolve_tracking_uri, tracking_client
@@ -151,7 +151,7 @@ def _logged_selection(path: Path | None) -> dict[str, str]:
     for cell, section in cells.items():
         selected = (section.get("selection") or {}).get("selected")
         if selected:
-            out[str(cell).split("|", 1)[-1]] = str(selected)
+            out[cell_task(str(cell))] = str(selected)
     return out
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from lm_failtrace.formatting import format_interval
+from lm_failtrace.profiles import cell_task
 from lm_failtrace.report.summary import selection_margin, share_interval
 
 #: MLflow's SQL registry keeps at most this many characters of a model version's description.
@@ -92,10 +93,6 @@ def share_text(regimes: Mapping[str, Any], regime: str) -> str:
     return share if count is None else f"{count} ({share})"
 
 
-def _task(cell: str) -> str:
-    return cell.split("|", 1)[-1]
-
-
 def _pass_text(values: Mapping[str, float]) -> str:
     return ", ".join(f"{k} {v:.3f}" for k, v in values.items()) or "n/a"
 
@@ -106,11 +103,11 @@ def regime_table(
     """Markdown table: one row per task (and all tasks, when several), regime shares, pass@k."""
     cells = analysis.get("cells") or {}
     regimes = list(((analysis.get("pooled") or {}).get("regimes") or {}).get("counts") or {})
-    with_pass = any(pass_at_k.get(_task(cell)) for cell in cells)
+    with_pass = any(pass_at_k.get(cell_task(cell)) for cell in cells)
     head = ["task", "failure units", *(r.replace("_", " ") for r in regimes)]
     head += ["pass@k (lm-eval)"] if with_pass else []
     rows = [f"| {' | '.join(head)} |", f"|{'---|' * len(head)}"]
-    sections = [(_task(c), s) for c, s in list(cells.items())[:MAX_TASK_ROWS]]
+    sections = [(cell_task(c), s) for c, s in list(cells.items())[:MAX_TASK_ROWS]]
     if len(cells) > 1:
         sections.append((None, analysis.get("pooled") or {}))
     for task, section in sections:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lm_failtrace.analysis import AnalysisConfig
-from lm_failtrace.profiles import ProfileData, write_profiles
+from lm_failtrace.profiles import ProfileData, cell_task, write_profiles
 from lm_failtrace.tracking import describe, registry
 from lm_failtrace.tracking.inputs import LandscapeInput, code_version, content_hash, load_input
 from lm_failtrace.tracking.landscape import Landscape, compute_landscape
@@ -91,10 +91,6 @@ def _write_files(folder: Path, landscape: Landscape, cell: str | None) -> None:
         (figures / name).write_bytes(png)
 
 
-def _task(cell: str) -> str:
-    return cell.split("|", 1)[-1]
-
-
 def headline_metrics(landscape: Landscape, inp: LandscapeInput) -> dict[str, dict[str, float]]:
     """Metrics per cell (its section plus the task's pass@k from lm-eval) and ``pooled``.
 
@@ -102,7 +98,7 @@ def headline_metrics(landscape: Landscape, inp: LandscapeInput) -> dict[str, dic
     """
     out = {}
     for cell, section in landscape.analysis["cells"].items():
-        passk = {metric_name(k): v for k, v in inp.pass_at_k.get(_task(cell), {}).items()}
+        passk = {metric_name(k): v for k, v in inp.pass_at_k.get(cell_task(cell), {}).items()}
         out[cell] = {**cell_metrics(section), **passk}
     pooled = pooled_metrics(landscape.analysis)
     if pooled:
@@ -112,7 +108,7 @@ def headline_metrics(landscape: Landscape, inp: LandscapeInput) -> dict[str, dic
 
 def _task_metrics(cell: str, values: Mapping[str, float]) -> dict[str, float]:
     """A cell's metrics named for the parent run and the LoggedModel: prefixed by its task."""
-    return {metric_name(_task(cell), key): value for key, value in values.items()}
+    return {metric_name(cell_task(cell), key): value for key, value in values.items()}
 
 
 def model_metrics(metrics: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
@@ -135,14 +131,14 @@ def evaluation_datasets(landscape: Landscape, source: str) -> dict[str, Any]:
 
     frame = landscape.table.frame
     cells = list(landscape.analysis["cells"])
-    unique = len({_task(c) for c in cells}) == len(cells)
+    unique = len({cell_task(c) for c in cells}) == len(cells)
     where = str(Path(source).resolve()) if source and Path(source).exists() else None
     out = {}
     with warnings.catch_warnings():  # schema hints and source-resolution notes, for every call
         warnings.simplefilter("ignore", UserWarning)
         for cell in cells:
             rows = frame.loc[frame["cell"] == cell].reset_index(drop=True)
-            name = _task(cell) if unique else cell
+            name = cell_task(cell) if unique else cell
             out[cell] = mlflow.data.from_pandas(rows, source=where, name=name)
     return out
 
@@ -203,7 +199,7 @@ def write_landscape(
             run_id = mlflow.active_run().info.run_id
             started.append(run_id)
             runs[cell] = run_id
-            mlflow.log_params({**params, "failtrace.task": _task(cell)})
+            mlflow.log_params({**params, "failtrace.task": cell_task(cell)})
             _log_cell_run(cell, landscape, metrics[cell], datasets[cell], models)
     mlflow.log_params(params)
     for dataset in datasets.values():
