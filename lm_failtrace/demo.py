@@ -21,13 +21,16 @@ from pathlib import Path
 
 from lm_failtrace.analysis import AnalysisConfig
 from lm_failtrace.models import tiny_model_path
-from lm_failtrace.record.arith import DEFAULT_PER_LEVEL, LEVELS
+from lm_failtrace.record import arith
 from lm_failtrace.record.backends.seeds import DEFAULT_BASE_SEED
-from lm_failtrace.record.tasks import tasks_dir
+from lm_failtrace.record.tasks import arith_data_path, tasks_dir
 
 TASK = "failtrace_arith"
 MODEL_NAME = "failtrace-demo-specialist"
 ALIAS = "candidate"
+#: The bundled data's column of planted failure mechanisms, which the demo's analysis compares
+#: regimes and routes with (``failtrace analyze --labels mechanism``).
+LABELS = "mechanism"
 #: Port of the MLflow UI the demo tells the user to open (MLflow's own default).
 UI_PORT = 5000
 
@@ -38,7 +41,7 @@ class DemoConfig:
 
     Args:
         workdir: where the run, the profile table and the MLflow database go.
-        per_level: problems per difficulty level (of the bundled 50), spread evenly.
+        per_mechanism: problems per planted mechanism (of the bundled 25), spread evenly.
         trials: repair trials per unit and operator.
         attempts: attempts per trial.
         seed: base seed of recording and repair.
@@ -46,7 +49,7 @@ class DemoConfig:
     """
 
     workdir: Path
-    per_level: int = 8
+    per_mechanism: int = 12
     trials: int = 3
     attempts: int = 3
     seed: int = DEFAULT_BASE_SEED
@@ -57,15 +60,31 @@ class DemoConfig:
         return f"sqlite:///{(self.workdir / 'mlflow.db').resolve()}"
 
 
-def doc_indices(per_level: int) -> list[int]:
-    """Evenly spaced docs of every level (the bundled data is ordered level by level)."""
-    per_level = max(1, min(per_level, DEFAULT_PER_LEVEL))
-    step = DEFAULT_PER_LEVEL / per_level
+def doc_indices(per_mechanism: int) -> list[int]:
+    """Evenly spaced docs of every mechanism (the bundled data is grouped by mechanism)."""
+    total = arith.DEFAULT_PER_MECHANISM
+    per_mechanism = max(1, min(per_mechanism, total))
+    step = total / per_mechanism
     return [
-        (level - 1) * DEFAULT_PER_LEVEL + int(i * step)
-        for level in LEVELS
-        for i in range(per_level)
+        m * total + int(i * step)
+        for m in range(len(arith.MECHANISMS))
+        for i in range(per_mechanism)
     ]
+
+
+def attach_mechanisms(profiles: Path) -> None:
+    """Add the bundled data's ``mechanism`` of every unit to the profile table, by problem id.
+
+    The tool itself never reads it unless asked to (``labels=``); the demo does, to show how far
+    regimes and routes agree with the causes planted in the bundled specialist.
+    """
+    import pandas as pd
+
+    with arith_data_path().open(encoding="utf-8") as fh:
+        mechanism = {row["problem_id"]: row[LABELS] for row in map(json.loads, fh)}
+    frame = pd.read_csv(profiles)
+    frame[LABELS] = frame["problem_id"].map(mechanism)
+    frame.to_csv(profiles, index=False)
 
 
 def record(config: DemoConfig, say: Callable[[str], None]) -> Path:
@@ -81,7 +100,7 @@ def record(config: DemoConfig, say: Callable[[str], None]) -> Path:
         f"seed={config.seed}",
         "--tasks", TASK,
         "--include_path", str(tasks_dir()),
-        "--samples", json.dumps({TASK: doc_indices(config.per_level)}),
+        "--samples", json.dumps({TASK: doc_indices(config.per_mechanism)}),
         "--batch_size", "64",
         "--device", "cpu",
         "--log_samples",
@@ -103,7 +122,8 @@ def run_demo(config: DemoConfig, say: Callable[[str], None]) -> dict:
 
     config = replace(config, workdir=config.workdir.resolve())
     config.workdir.mkdir(parents=True, exist_ok=True)
-    say(f"[1/4] recording {config.per_level * len(LEVELS)} problems x 16 rollouts with lm-eval")
+    n_problems = len(doc_indices(config.per_mechanism))
+    say(f"[1/4] recording {n_problems} problems x 16 rollouts with lm-eval")
     runs = record(config, say)
     say("[2/4] repairing every failure unit with every operator")
     profiles = config.workdir / "profiles.csv"
@@ -113,10 +133,11 @@ def run_demo(config: DemoConfig, say: Callable[[str], None]) -> dict:
         RepairConfig(trials=config.trials, attempts=config.attempts, seed=config.seed),
         progress=True,
     )
+    attach_mechanisms(profiles)
     say("[3/4] analysing and logging to MLflow (local sqlite)")
     # No column lists: the analysis takes what the repaired table holds (its features, all seven
     # operators), as `failtrace log repaired.csv` does.
-    analysis = AnalysisConfig(n_repeats=config.cv_repeats)
+    analysis = AnalysisConfig(n_repeats=config.cv_repeats, labels=LABELS)
     logged = log_failure_landscape(
         profiles,
         MODEL_NAME,
@@ -133,6 +154,7 @@ def run_demo(config: DemoConfig, say: Callable[[str], None]) -> dict:
         "regimes": pooled.get("regimes", {}).get("counts"),
         "selected_policy": pooled.get("selection", {}).get("selected"),
         "verdicts": (logged.analysis or {}).get("verdicts", []),
+        "mechanisms": mechanism_agreement(pooled),
         "reused_earlier_log": logged.reused,
         "workdir": str(config.workdir.resolve()),
         "run_dir": str(runs.resolve()),
@@ -143,6 +165,29 @@ def run_demo(config: DemoConfig, say: Callable[[str], None]) -> dict:
         "alias": promoted,
         "run_id": logged.run_id,
         **ui_command(config.tracking_uri),
+    }
+
+
+def mechanism_agreement(pooled: dict) -> dict | None:
+    """How the pooled regimes and the selected policy's routes agree with the planted mechanisms.
+
+    Adjusted Rand index of each partition against the mechanisms, and the cross-validated
+    accuracy of predicting the mechanism from the features next to the majority-class rate.
+    """
+    labels = pooled.get("labels")
+    if not labels or "regime" not in labels:
+        return None
+    selected = labels.get("selected_policy")
+    routes = labels["routes"].get(selected) or labels["routes"].get("paper_rule")
+    recover = labels["recoverability"]
+    return {
+        "regime_ari": labels["regime"]["ari"],
+        "routes_policy": selected if selected in labels["routes"] else "paper_rule",
+        "routes_ari": routes["ari"],
+        "routes_contingency": routes["contingency"],
+        "accuracy_mean": recover.get("accuracy_mean"),
+        "accuracy_std": recover.get("accuracy_std"),
+        "majority_rate": recover.get("majority_rate"),
     }
 
 

@@ -17,6 +17,13 @@ from pathlib import Path
 
 #: A parameter named in a message: a Python identifier in backticks.
 _PARAMETER_REF = re.compile(r"`([a-z_][a-z0-9_]*)`")
+#: Control characters (C0, DEL, C1): shown escaped, so a message is one line whatever it quotes.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters escaped as Python does (``\\n``, ``\\x00``)."""
+    return _CONTROL.sub(lambda m: repr(m[0])[1:-1], text)
 
 
 class InputError(ValueError):
@@ -50,7 +57,7 @@ class InputError(ValueError):
         super().__init__(self.format())
 
     def format(self, name: Callable[[str], str | None] | None = None) -> str:
-        """The one-line message, located.
+        """The one-line message, located (control characters in what it quotes escaped).
 
         Args:
             name: how the caller's interface names a parameter (the CLI: its flag); ``None``
@@ -71,4 +78,4 @@ class InputError(ValueError):
             where.append(f"row {self.row}")
         if self.column is not None:
             where.append(f"column {self.column!r}")
-        return f"{', '.join(where)}: {message}" if where else message
+        return one_line(f"{', '.join(where)}: {message}" if where else message)

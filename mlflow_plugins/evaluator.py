@@ -112,7 +112,7 @@ class FailtraceEvaluator(ModelEvaluator):
             with_router=False,
         )
         inp = LandscapeInput(table, "mlflow.models.evaluate data")
-        write_landscape(landscape, inp, analysis_config, model_id=None, run_tags={}, started=[])
+        write_landscape(landscape, inp, analysis_config, model_id=None, run_tags={})
         metrics = {**model_metrics(headline_metrics(landscape, inp)), **pass1}
         mlflow.log_metrics(pass1)
         return EvaluationResult(metrics=metrics, artifacts={})

@@ -1,9 +1,9 @@
 """Train the bundled tiny ancestor/specialist pair reproducibly on CPU.
 
 Why this exists: the demo, the tests and the repair operators need a real specialist whose
-failures are of several kinds (docs/method.md section 4), and a real ancestor it was post-trained
-from, sharing its tokenizer exactly. Checked-in weights are small; this script is how they were
-made, so anyone can rebuild them byte for byte (same seed, one CPU thread -> same weights).
+failures have known causes (docs/method.md section 4 names the regimes they should land in), and a
+real ancestor it was post-trained from, sharing its tokenizer exactly. Checked-in weights are
+small; this script is how they were made (same seed, one CPU thread -> same weights).
 
 Recipe (defaults; batch 32, AdamW, warm-up then cosine decay in every stage, no dropout):
 
@@ -11,24 +11,29 @@ Recipe (defaults; batch 32, AdamW, warm-up then cosine decay in every stage, no 
    (eos) and ``<|pad|>``, built locally by ``lm_failtrace.models.builder`` (which the tests'
    random-weight models use too); both models save the same files.
 2. Ancestor: GPT-2 architecture, 4 layers, width 128, 4 heads (0.9M parameters), trained from
-   scratch on every level 1..6 and operation, then on a mix weighted toward short chains, then on
-   answers only (loss on the solution, not the prompt): ``RECIPE["ancestor"]``.
-3. Specialist: the ancestor fine-tuned on answers of levels 1..2 only, with problems containing a
-   multiplication kept with probability 0.15 (``SFT``): clearly better on short add/subtract
-   chains, and over-fit away from what the ancestor still knows elsewhere; then a short style
-   round (``VERBOSE``) on levels 1..3 in which most level-2/3 answers (20% of level-1 ones) open
-   with a restatement of the question (``VERBOSE_STYLE``). That side effect of post-training is
-   what makes some failures truncations: a verbose level-2 answer is 118..138 characters, a
-   level-3 one 142..172, against the task's 128-token budget, and the ``budget`` operator (4x)
-   lets them finish.
+   scratch on one-digit chains of every level 1..6 and operation (``arith.make_problem``'s
+   format, every value 0..9), then on answers only: ``RECIPE["ancestor"]``.
+3. Specialist: the ancestor post-trained on answers of levels 2..6 (``SFT``) whose solutions plant
+   the bundled evaluation set's failure mechanisms (``arith.MECHANISMS``):
+   - *slips*: 15% of addition/subtraction results are written off by one, so the specialist
+     samples a wrong digit now and then at T = 0.6; a plain retry fixes most;
+   - *forgotten skill*: every multiplication result is a uniform random digit, which erases the
+     specialist's multiplication table (flat, not replaced by a wrong one), while the ancestor
+     keeps it: at that step a mixture with the ancestor's logits picks the right digit;
+   - *verbosity*: chains of five and six operations (half of the four-operation ones) are
+     answered in ``VERBOSE_STYLE``, a restatement of the question before the steps: 150..200
+     characters against the task's 128-token budget, so only a larger budget (the ``budget``
+     operator, 4x) lets them finish.
+   Neither model ever sees a negative or two-digit value: the evaluation set's ``beyond_reach``
+   problems end below zero, which no operator can reach.
 
-Training problems come from ``lm_failtrace.record.arith.make_problem`` with a seed of their own,
+Training problems come from ``lm_failtrace.record.arith.draw_chain`` with a seed of their own,
 and every question of the bundled evaluation set (``arith.generate()``) is excluded.
 
 Usage: ``python scripts/train_tiny_pair.py --out DIR`` (writes ``DIR/ancestor`` and
 ``DIR/specialist``); ``--steps N`` runs every stage for N steps, for quick checks;
-``--ancestor lm_failtrace/models/tiny/ancestor`` skips the ancestor's stages (about 25 minutes)
-and post-trains the specialist from the bundled ancestor, which gives the same specialist.
+``--ancestor lm_failtrace/models/tiny/ancestor`` skips the ancestor's stages and post-trains the
+specialist from the bundled ancestor, which gives the same specialist.
 """
 
 from __future__ import annotations
@@ -61,77 +66,54 @@ VERBOSE_STYLE = " Let me restate: {question} Now let me work it out step by step
 
 @dataclass(frozen=True)
 class Stage:
-    """One training stage: which problems it sees and for how long."""
+    """One training stage: which problems it sees, how their solutions are written, how long."""
 
     name: str
     steps: int
     lr: float
     levels: tuple[int, ...]
-    keep_multiply: float  # probability of keeping a problem that contains a multiplication
     data_seed: int
     completion_only: bool = False  # loss on the answer only (SFT), not on the prompt
-    # (level, probability) pairs: how often a solution of that level is written VERBOSE_STYLE
+    #: probability that an addition/subtraction result is written off by one (the slips)
+    slip: float = 0.0
+    #: write every multiplication result as a uniform random digit (the erased skill)
+    erase_multiply: bool = False
+    #: (level, probability) pairs: how often a solution of that level is written VERBOSE_STYLE
     verbose: tuple[tuple[int, float], ...] = ()
 
     def verbose_probability(self, level: int) -> float:
         return dict(self.verbose).get(level, 0.0)
 
 
-PRETRAIN = Stage(
-    "pretrain",
-    steps=700,
-    lr=3e-3,
-    levels=(1, 2, 3, 4, 5, 6),
-    keep_multiply=1.0,
-    data_seed=TRAIN_SEED,
-)
-# A second pre-training pass weighted toward short chains: at this size and budget, copying
-# operands and carrying digits are learnt far faster on short problems than on long ones.
-PRETRAIN_SHORT = Stage(
-    "pretrain-short",
-    steps=1000,
-    lr=2e-3,
-    levels=(1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 6),
-    keep_multiply=1.0,
-    data_seed=TRAIN_SEED + 2,
-)
-# Then answers only, weighted further toward short chains, where arithmetic is learnt fastest.
+PRETRAIN = Stage("pretrain", steps=800, lr=3e-3, levels=(1, 2, 3, 4, 5, 6), data_seed=TRAIN_SEED)
+# Then answers only: the loss on the solution, where the lookups are.
 PRETRAIN_ANSWERS = Stage(
     "pretrain-answers",
-    steps=1200,
+    steps=600,
     lr=2e-3,
-    levels=(1, 1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6),
-    keep_multiply=1.0,
+    levels=(1, 2, 3, 4, 5, 6),
     data_seed=TRAIN_SEED + 3,
     completion_only=True,
 )
+# Post-training, with the three planted mechanisms: off-by-one slips in 15% of the
+# addition/subtraction results, multiplication results replaced by noise (the ancestor's table is
+# erased, not replaced by a wrong one, so the ancestor's logits can steer it back), and a verbose
+# style for chains of five and more operations.
 SFT = Stage(
     "sft",
-    steps=600,
+    steps=800,
     lr=1e-3,
-    levels=(1, 2),
-    keep_multiply=0.15,
+    levels=(2, 3, 4, 5, 6),
     data_seed=TRAIN_SEED + 1,
     completion_only=True,
-)
-# Then a short style round that leaves the specialist verbose (a post-training side effect): most
-# level-2/3 answers, and some level-1 ones, open with VERBOSE_STYLE's restatement. Mixing the
-# verbose data into SFT instead dilutes the arithmetic tokens' share of the loss and roughly
-# halves level-1/2 accuracy; a separate short round keeps most of it.
-VERBOSE = Stage(
-    "verbose",
-    steps=300,
-    lr=1e-3,
-    levels=(1, 1, 2, 2, 3),
-    keep_multiply=0.15,
-    data_seed=TRAIN_SEED + 4,
-    completion_only=True,
-    verbose=((1, 0.2), (2, 0.7), (3, 0.7)),
+    slip=0.15,
+    erase_multiply=True,
+    verbose=((4, 0.5), (5, 1.0), (6, 1.0)),
 )
 #: Each model is the previous one trained further through these stages, in this order.
 RECIPE: dict[str, tuple[Stage, ...]] = {
-    "ancestor": (PRETRAIN, PRETRAIN_SHORT, PRETRAIN_ANSWERS),
-    "specialist": (SFT, VERBOSE),
+    "ancestor": (PRETRAIN, PRETRAIN_ANSWERS),
+    "specialist": (SFT,),
 }
 BATCH_SIZE = 32
 
@@ -167,29 +149,59 @@ def training_batches(stage: Stage, exclude: frozenset[str], size: int) -> Iterat
     All documents of one batch share a level (similar lengths, so little padding to compute on).
     """
     rng = random.Random(stage.data_seed)
-    index = 0
     while True:
         level = rng.choice(stage.levels)
         batch: list[str] = []
         while len(batch) < size:
-            problem = arith.make_problem(rng, level, index)
-            index += 1
+            start, steps = arith.draw_chain(rng, [arith.OPERATIONS] * level)
+            problem = arith.render(start, steps, arith.true_results(start, steps))
             if problem["question"] in exclude:
                 continue
-            if "Multiply" in problem["question"] and rng.random() >= stage.keep_multiply:
-                continue
             prompt = arith.PROMPT_TEMPLATE.format(question=problem["question"])
-            batch.append(f"{prompt}{_answer(stage, problem, rng)}\n{EOS}")
+            batch.append(f"{prompt}{_answer(stage, start, steps, level, rng)}\n{EOS}")
         yield batch
 
 
-def _answer(stage: Stage, problem: dict, rng: random.Random) -> str:
-    """The continuation trained on: the plain solution, or (sometimes) its verbose form.
+def _written_results(
+    stage: Stage, start: int, steps: list[tuple[str, int]], rng: random.Random
+) -> list[int]:
+    """The step results the stage's solutions show: true ones, or the planted slips and noise.
 
-    The coin is only drawn where the stage has a verbose probability, so stages without one
-    see exactly the stream they always did.
+    Each step applies to the previous *written* result, as a model that slipped would continue;
+    an altered result is drawn among those from which the rest of the chain stays in 0..9, so
+    that neither model ever sees a negative or two-digit value (the beyond-reach problems need
+    one).
     """
-    verbose = stage.verbose_probability(problem["level"])
+    results, value = [], start
+    for i, (op, operand) in enumerate(steps):
+        true = arith.apply(value, op, operand)
+        if op == arith.MULTIPLY and stage.erase_multiply:
+            candidates = list(range(10))
+        elif stage.slip and rng.random() < stage.slip:
+            candidates = [true - 1, true + 1]
+        else:
+            candidates = [true]
+        rest = steps[i + 1 :]
+        value = rng.choice([c for c in candidates if _single_digit_chain(c, rest)] or [true])
+        results.append(value)
+    return results
+
+
+def _single_digit_chain(value: int, steps: list[tuple[str, int]]) -> bool:
+    """Whether ``value`` and every result of ``steps`` applied to it are single digits."""
+    for op, operand in steps:
+        if not 0 <= value <= 9:
+            return False
+        value = arith.apply(value, op, operand)
+    return 0 <= value <= 9
+
+
+def _answer(
+    stage: Stage, start: int, steps: list[tuple[str, int]], level: int, rng: random.Random
+) -> str:
+    """The continuation trained on: the stage's solution, plain or in VERBOSE_STYLE."""
+    problem = arith.render(start, steps, _written_results(stage, start, steps, rng))
+    verbose = stage.verbose_probability(level)
     if verbose > 0 and rng.random() < verbose:
         return VERBOSE_STYLE.format(**problem)
     return f" {problem['solution']}"

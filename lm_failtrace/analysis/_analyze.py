@@ -7,10 +7,18 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from lm_failtrace.analysis._budget import Budget, budget_section
 from lm_failtrace.analysis._cluster import cluster_units
 from lm_failtrace.analysis._config import AnalysisConfig
 from lm_failtrace.analysis._data import UnitArrays, checked_frame, prepare, unit_arrays
-from lm_failtrace.analysis._honest import HeldOut, cross_fit, select_policy, summarize
+from lm_failtrace.analysis._honest import (
+    ORACLE,
+    held_and_budget,
+    pool_held,
+    population_spend,
+    select_policy,
+    summarize,
+)
 from lm_failtrace.analysis._labels import label_agreement, label_values
 from lm_failtrace.analysis._published import published_by_cell
 from lm_failtrace.analysis._recover import cv_accuracy
@@ -25,20 +33,33 @@ Progress = Callable[[str], None]
 POPULATIONS = ("steerable_hard", "all_failures")
 
 
-def _honest(units: UnitArrays, config: AnalysisConfig, progress: Progress | None) -> dict:
-    steer = units.regime == "steerable"
-    return {
-        "steerable_hard": cross_fit(units.subset(steer), config),
-        "all_failures": cross_fit(units, config, progress),
+def _honest(
+    units: UnitArrays, config: AnalysisConfig, progress: Progress | None
+) -> tuple[dict, dict]:
+    """Held-out scores and token budget of each population (Steerable-Hard, all failures)."""
+    steer = held_and_budget(units.subset(units.regime == "steerable"), config)
+    every = held_and_budget(units, config, progress)
+    held = {"steerable_hard": steer[0], "all_failures": every[0]}
+    return held, {"steerable_hard": steer[1], "all_failures": every[1]}
+
+
+def _section(
+    units: UnitArrays, held: dict, budgets: dict[str, Budget | None], config: AnalysisConfig,
+    cluster: bool,
+) -> dict:  # fmt: skip
+    spend = {pop: population_spend(held[pop], budgets[pop], config) for pop in POPULATIONS}
+    honest: dict = {pop: summarize(held[pop], config, spend[pop]) for pop in POPULATIONS}
+    # Repeats run (fewer than configured where a large population settled early).
+    honest["n_repeats"] = {
+        pop: None if held[pop] is None else len(held[pop][ORACLE].rescue) for pop in POPULATIONS
     }
-
-
-def _section(units: UnitArrays, held: dict, config: AnalysisConfig, cluster: bool) -> dict:
+    rows = honest["all_failures"] if spend["all_failures"] else None
     section = {
         "n_units": len(units.X),
         "regimes": regime_summary(units.regime, config.confidence),
-        "honest": {pop: summarize(held[pop], config) for pop in POPULATIONS},
-        "selection": select_policy(held["all_failures"], config),
+        "honest": honest,
+        "budget": budget_section(budgets["all_failures"], rows, list(config.policies), config),
+        "selection": select_policy(held["all_failures"], config, spend["all_failures"]),
         "recoverability": cv_accuracy(units.X, units.regime, config),
     }
     if cluster:
@@ -55,15 +76,13 @@ def _add_labels(
         section["labels"] = label_agreement(labels, units, config, selected)
 
 
-def _pool(parts: list[dict]) -> dict:
-    """Concatenate per-cell held-out scores (policies stay fitted within their cell)."""
-    out = {}
+def _pool(parts: list[tuple[dict, dict]]) -> tuple[dict, dict]:
+    """Per-cell held-out scores and budgets side by side (policies stay fitted within cells)."""
+    held, budgets = {}, {}
     for pop in POPULATIONS:
-        cells = [p[pop] for p in parts if p[pop] is not None]
-        out[pop] = (
-            {name: HeldOut.concat([c[name] for c in cells]) for name in cells[0]} if cells else None
-        )
-    return out
+        cells = [(h[pop], b[pop]) for h, b in parts if h[pop] is not None]
+        held[pop], budgets[pop] = pool_held(cells) if cells else (None, None)
+    return held, budgets
 
 
 def _verdicts(name: str, section: dict, held: dict, config: AnalysisConfig) -> list[str]:
@@ -92,7 +111,10 @@ def analyze(
         A JSON-able document ``{"config", "cells": {cell: section}, "pooled": section,
         "verdicts"}``; a section holds ``n_units``, ``regimes`` (counts, fractions, Wilson
         ``intervals``), ``published``, ``honest`` (``steerable_hard`` / ``all_failures`` ->
-        policy -> mean and interval, :mod:`._stats`), ``selection``, ``verdicts`` (structured,
+        policy -> mean and interval, :mod:`._stats`, and with token counts its held-out
+        ``tokens`` per failure unit and ``budget_status``; ``n_repeats`` per population),
+        ``budget`` (the token budget in tokens and the rescue-versus-tokens ``frontier``, or why
+        no budget applies, :mod:`._budget`), ``selection``, ``verdicts`` (structured,
         :mod:`._verdicts`), ``recoverability``, ``clustering`` and, when ``config.labels`` names
         a column, ``labels`` (:mod:`._labels`); ``pooled`` adds ``model_identification`` and
         clustering agreement with model and cell. The document's
@@ -113,16 +135,16 @@ def analyze(
     for name in names:
         say(f"cell {name}: cross-fitting {config.n_repeats}x{config.n_folds} folds")
         part = units.subset(units.cell == name)
-        held = _honest(part, config, None)
-        held_parts.append(held)
-        section = _section(part, held, config, cluster=True)
+        held, budgets = _honest(part, config, None)
+        held_parts.append((held, budgets))
+        section = _section(part, held, budgets, config, cluster=True)
         section["published"] = published_cells[str(name)]
         _add_labels(section, None if labels is None else labels[units.cell == name], part, config)
         cells[str(name)] = section
         verdicts.extend(_verdicts(str(name), section, held, config))
     say("pooled analysis and clustering")
-    pooled_held = _pool(held_parts)
-    pooled = _section(units, pooled_held, config, cluster=False)
+    pooled_held, pooled_budgets = _pool(held_parts)
+    pooled = _section(units, pooled_held, pooled_budgets, config, cluster=False)
     pooled["published"] = published_pooled
     pooled["honest"]["note"] = (
         "policies fitted within each cell (as deployed per model and task); held-out rescues pooled"

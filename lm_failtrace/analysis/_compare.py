@@ -34,7 +34,7 @@ from scipy import stats
 from lm_failtrace.analysis._config import AnalysisConfig
 from lm_failtrace.analysis._data import UnitArrays, unit_arrays
 from lm_failtrace.analysis._defaults import TOLERANCE
-from lm_failtrace.analysis._honest import cross_fit, select_policy
+from lm_failtrace.analysis._honest import selection_at_budget
 from lm_failtrace.analysis._regimes import REGIMES
 from lm_failtrace.analysis._stats import (
     DIFFERENCE,
@@ -163,7 +163,7 @@ def _side(units: UnitArrays, config: AnalysisConfig, logged: str | None) -> dict
         op: mean_ci(units.R[:, j], config.confidence, config.random_state)
         for j, op in enumerate(config.operators)
     }
-    selection = select_policy(cross_fit(units, config), config)
+    selection = selection_at_budget(units, config)
     out = {
         "n_units": len(units.X),
         "regimes": _shares(codes, config.confidence),

@@ -8,6 +8,8 @@ columns at the start of an analysis, and the resolved configuration is the one p
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 
@@ -15,7 +17,9 @@ from lm_failtrace.analysis._defaults import (
     DEFAULT_FALLBACK,
     DEFAULT_MAPPING,
     DEFAULT_POLICIES,
+    DEFAULT_TOKEN_BUDGET,
     RETRY,
+    SKIP,
 )
 from lm_failtrace.analysis._registry import POLICIES
 from lm_failtrace.analysis._rule import PaperRule
@@ -45,6 +49,11 @@ class AnalysisConfig:
         k_range: candidate numbers of clusters (inclusive bounds), chosen by silhouette.
         labels: a categorical column of known labels (failure mechanisms, hand-labelled
             categories) to compare the regimes and routes with; ``None`` = no comparison.
+        token_budget: the spend policies are compared at, as a multiple of always-retry's mean
+            generated tokens per failure unit (1.0 = the same spend as always retrying; 0 =
+            spend nothing). Routers weigh tokens to meet it, the best fixed operator is chosen
+            among those within it, and selection passes over policies that exceed it. Used only
+            when the table has ``<operator>_tokens`` columns (docs/method.md section 8, *Cost*).
         notes: what :meth:`resolved` chose for unset columns and why (features dropped, the
             fallback substituted), so the analysis document says it.
     """
@@ -63,6 +72,7 @@ class AnalysisConfig:
     n_bootstrap: int = 20
     k_range: tuple[int, int] = (2, 6)
     labels: str | None = None
+    token_budget: float = DEFAULT_TOKEN_BUDGET
     notes: tuple[str, ...] = ()
 
     @property
@@ -153,6 +163,14 @@ class AnalysisConfig:
             raise InputError("cross-fitting needs at least 1 repeat", parameter="n_repeats")
         if not 0 < self.confidence < 1:
             raise InputError("must lie strictly between 0 and 1", parameter="confidence")
+        budget = self.token_budget
+        if isinstance(budget, bool) or not isinstance(budget, numbers.Real):
+            raise InputError(f"must be a number, got {budget!r}", parameter="token_budget")
+        if not math.isfinite(budget) or budget < 0:
+            raise InputError(
+                f"must be a finite number >= 0 (a multiple of always-retry's tokens), got {budget}",
+                parameter="token_budget",
+            )
         return self
 
     def _check_columns(self) -> None:
@@ -163,6 +181,11 @@ class AnalysisConfig:
             raise InputError("empty label column name", parameter="labels")
         if self.operators is not None and RETRY not in self.operators:
             raise InputError(f"must include {RETRY!r} to label regimes", parameter="operators")
+        if self.operators is not None and SKIP in self.operators:
+            raise InputError(
+                f"{SKIP!r} names the choice to repair nothing; rename that operator column",
+                parameter="operators",
+            )
 
     def _check_routing(self) -> None:
         """Every feature routes to an operator that was measured, and so does the fallback."""

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from lm_failtrace.analysis._config import AnalysisConfig
+from lm_failtrace.analysis._defaults import SKIP
 from lm_failtrace.analysis._regimes import RegimeLabeler
 from lm_failtrace.errors import InputError
 from lm_failtrace.profiles import (
@@ -76,28 +77,42 @@ def checked_frame(table: ProfileTable, config: AnalysisConfig) -> pd.DataFrame:
     return table.frame
 
 
+def token_matrix(
+    frame: pd.DataFrame, operators: list[str] | tuple[str, ...], source: str | None = None
+) -> np.ndarray | None:
+    """Mean generated tokens per trial of each operator (n, n_operators), or None.
+
+    None when the frame lacks any ``<operator>_tokens`` column: costs are unknown and the
+    analysis compares rescue alone.
+
+    Raises:
+        InputError: a count is missing where its operator was assayed, or negative (located).
+    """
+    columns = [op + TOKENS_SUFFIX for op in operators]
+    if not all(c in frame.columns for c in columns):
+        return None
+    tokens = frame.loc[:, columns].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+    bad = np.isnan(tokens) & ~np.isnan(frame.loc[:, list(operators)].to_numpy(float))
+    if bad.any() or (tokens < 0).any():
+        row, col = np.argwhere(bad | (tokens < 0))[0]
+        raise InputError(
+            "token count must be a non-negative number where the operator was assayed",
+            path=source,
+            line=int(row) + 2,
+            column=columns[col],
+        )
+    return tokens
+
+
 def unit_arrays(table: ProfileTable, config: AnalysisConfig) -> UnitArrays:
     """Check ``table`` against ``config`` (located errors) and extract the arrays."""
     frame = checked_frame(table, config)
-    token_cols = [op + TOKENS_SUFFIX for op in config.operators]
-    tokens = None
-    if all(c in frame.columns for c in token_cols):
-        tokens = frame.loc[:, token_cols].apply(pd.to_numeric, errors="coerce").to_numpy(float)
-        bad = np.isnan(tokens) & ~np.isnan(frame.loc[:, list(config.operators)].to_numpy(float))
-        if bad.any() or (tokens < 0).any():
-            row, col = np.argwhere(bad | (tokens < 0))[0]
-            raise InputError(
-                "token count must be a non-negative number where the operator was assayed",
-                path=table.source,
-                line=int(row) + 2,
-                column=token_cols[col],
-            )
     R = frame.loc[:, list(config.operators)].to_numpy(dtype=float)
     labeler = RegimeLabeler(tuple(config.operators), config.delta, config.reach).fit()
     return UnitArrays(
         X=frame.loc[:, list(config.features)].to_numpy(dtype=float),
         R=R,
-        tokens=tokens,
+        tokens=token_matrix(frame, config.operators, table.source),
         cell=frame["cell"].to_numpy(dtype=object),
         model=frame["model"].to_numpy(dtype=object),
         task=frame["task"].to_numpy(dtype=object),
@@ -105,9 +120,47 @@ def unit_arrays(table: ProfileTable, config: AnalysisConfig) -> UnitArrays:
     )
 
 
-def take(matrix: np.ndarray, operators: list[str], chosen: np.ndarray) -> np.ndarray:
-    """``matrix[i, column of chosen[i]]`` for every row (vectorised)."""
-    index = pd.Index(operators).get_indexer(chosen)
+def choice_index(operators: list[str] | tuple[str, ...], chosen: np.ndarray) -> np.ndarray:
+    """Column of each chosen operator in ``operators``; ``len(operators)`` for :data:`SKIP`."""
+    index = pd.Index([*operators, SKIP]).get_indexer(chosen)
     if (index < 0).any():
         raise InputError(f"routed to an operator that is not assayed: {chosen[index < 0][0]!r}")
-    return matrix[np.arange(len(matrix)), index]
+    return index
+
+
+def route_columns(
+    policy: object, X: np.ndarray, operators: list[str] | tuple[str, ...]
+) -> np.ndarray:
+    """Each row's route as a column of ``operators`` (``len(operators)`` = skip).
+
+    From the policy's integer routes when it has them (``targets_`` and ``route_index``, as the
+    built-in policies do: a few names to look up instead of one per row), else from its names.
+    """
+    if hasattr(policy, "route_index") and hasattr(policy, "targets_"):
+        return choice_index(operators, policy.targets_)[policy.route_index(X)]
+    return choice_index(operators, policy.predict(X))
+
+
+def take_index(matrix: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``matrix[i, index[i]]`` for every row; 0 where ``index`` is the skip column (past the end).
+
+    Skipping spends no tokens and rescues nothing, so the same call serves rescue and tokens.
+    """
+    out = np.zeros(len(matrix))
+    chosen = index < matrix.shape[1]
+    rows = np.flatnonzero(chosen)
+    out[rows] = matrix[rows, index[rows]]
+    return out
+
+
+def take(matrix: np.ndarray, operators: list[str], chosen: np.ndarray) -> np.ndarray:
+    """``matrix[i, column of chosen[i]]`` for every row (vectorised); 0 where ``chosen`` is skip."""
+    return take_index(matrix, choice_index(operators, chosen))
+
+
+def sample_index(n: int, size: int, random_state: int) -> np.ndarray | None:
+    """Sorted indices of a seeded random sample of ``size`` of ``n`` units; None when n <= size
+    (every unit is used, so a small population is analysed exactly as without sampling)."""
+    if n <= size:
+        return None
+    return np.sort(np.random.default_rng(random_state).choice(n, size, replace=False))

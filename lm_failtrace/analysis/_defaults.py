@@ -33,5 +33,35 @@ TOLERANCE = 1e-9
 #: The operator regimes are measured against (docs/method.md section 4).
 RETRY = "retry"
 
+#: The choice that repairs nothing: spends no tokens and rescues nothing (docs/method.md section 8,
+#: *Cost*). Routers may choose it when tokens are counted; no operator column may take its name.
+SKIP = "skip"
+
+#: From this many units on a population is large (docs/method.md section 8, *Scale*): a mean's
+#: interval comes in closed form, cross-fitting and recoverability stop repeating once more repeats
+#: would not matter, and cost weights, recoverability and clustering work on a seeded sample of
+#: this many units. Smaller populations are analysed exactly as without these shortcuts.
+LARGE_POPULATION = 10_000
+
+#: Default token budget: a multiple of always-retry's mean tokens per failure unit (1.0 = the
+#: same spend as always retrying).
+DEFAULT_TOKEN_BUDGET = 1.0
+
 #: Policies compared by the honest protocol (names in :data:`lm_failtrace.analysis.POLICIES`).
 DEFAULT_POLICIES: tuple[str, ...] = ("paper_rule", "best_fixed", "retry", "ridge_router")
+
+#: Tie-break order of policy selection: no spend, no intervention, one fixed operator, a feature
+#: rule, a fitted router (other policies after them).
+SIMPLEST_FIRST: tuple[str, ...] = (
+    "skip",
+    "retry",
+    "best_fixed",
+    "paper_rule",
+    "ridge_router",
+    "gbm_router",
+)
+
+
+def simplicity(policy: str) -> int:
+    """Rank of ``policy`` in :data:`SIMPLEST_FIRST` (lower = simpler)."""
+    return SIMPLEST_FIRST.index(policy) if policy in SIMPLEST_FIRST else len(SIMPLEST_FIRST)

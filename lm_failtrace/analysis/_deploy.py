@@ -2,7 +2,9 @@
 
 One router serves one model version. Its parameters are plain JSON (what MLflow stores): the
 policy name, and the fitted policy per task plus a pooled fit used for rows whose task is absent
-or unknown, because a router calibrated on GSM8K failures should not z-score GPQA failures.
+or unknown, because a router calibrated on GSM8K failures should not z-score GPQA failures; and
+its token budget with each fit's cost weight (``budget``), since a router fitted at one budget
+routes differently from one fitted at another.
 """
 
 from __future__ import annotations
@@ -10,11 +12,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from lm_failtrace.analysis._budget import NO_TOKENS
 from lm_failtrace.analysis._config import AnalysisConfig
 from lm_failtrace.analysis._data import prepare, unit_arrays
-from lm_failtrace.analysis._honest import HeldOut, cross_fit, select_policy
+from lm_failtrace.analysis._honest import (
+    held_and_budget,
+    pool_held,
+    population_spend,
+    select_policy,
+)
 from lm_failtrace.analysis._policies import policy_from_params, policy_to_params
-from lm_failtrace.analysis._registry import make_policy
+from lm_failtrace.analysis._registry import fit_policy, make_policy
 from lm_failtrace.analysis._threads import single_threaded
 from lm_failtrace.errors import InputError
 from lm_failtrace.profiles import ProfileData
@@ -30,8 +38,11 @@ def fit_router(
     """Select a policy by cross-validated rescue on all failures, refit it, return JSON params.
 
     Selection pools the held-out rescues of every task's units (each policy fitted within its task,
-    as it will be deployed). The chosen policy is then fitted on every task's units and on all
-    units together (the ``pooled`` fallback).
+    as it will be deployed) and, when the table has token counts, passes over policies whose
+    held-out spend is over ``config.token_budget`` (docs/method.md section 8, *Cost*). The chosen
+    policy is then fitted on every task's units and on all units together (the ``pooled``
+    fallback), each fit calibrating its own cost weight; ``budget`` states the budget and those
+    weights.
 
     Args:
         table: profile table of one model (or pass ``model`` to pick one): a
@@ -52,28 +63,42 @@ def fit_router(
             raise InputError(f"unknown model {model!r}; the table has {', '.join(models)}")
         units = units.subset(units.model == model)
     tasks = list(pd.unique(units.task))
-    held = [cross_fit(units.subset(units.task == t), config) for t in tasks]
-    held = [h for h in held if h is not None]
-    if not held:
+    parts = [held_and_budget(units.subset(units.task == t), config) for t in tasks]
+    parts = [p for p in parts if p[0] is not None]
+    if not parts:
         raise InputError("too few failure units to select a router (need at least 2 per task)")
-    pooled_held = {name: HeldOut.concat([h[name] for h in held]) for name in held[0]}
-    selection = select_policy(pooled_held, config)
+    held, budget = pool_held(parts)
+    selection = select_policy(held, config, population_spend(held, budget, config))
     name = selection["selected"]
 
     def fitted(mask: np.ndarray) -> dict:
-        return policy_to_params(make_policy(name, config).fit(units.X[mask], units.R[mask]))
+        tokens = None if units.tokens is None else units.tokens[mask]
+        policy = fit_policy(make_policy(name, config), units.X[mask], units.R[mask], tokens)
+        return policy_to_params(policy)
 
+    per_task = {str(t): fitted(units.task == t) for t in tasks}
+    pooled = fitted(np.ones(len(units.X), dtype=bool))
     return {
         "format": ROUTER_FORMAT,
         "policy": name,
         "model": str(model or models[0]),
         "features": list(config.features),
         "operators": list(config.operators),
-        "per_task": {str(t): fitted(units.task == t) for t in tasks},
-        "pooled": fitted(np.ones(len(units.X), dtype=bool)),
+        "per_task": per_task,
+        "pooled": pooled,
+        "budget": _budget(config, units.tokens is not None, per_task, pooled),
         "selection": selection,
         "config": config.to_dict(),
     }
+
+
+def _budget(config: AnalysisConfig, applied: bool, per_task: dict, pooled: dict) -> dict:
+    """The router's token budget and the cost weight (lambda) each fit chose (None: no weight)."""
+    out: dict = {"token_budget": config.token_budget, "applied": applied}
+    if not applied:
+        return {**out, "note": NO_TOKENS}
+    lam = {task: spec["state"].get("lambda_") for task, spec in per_task.items()}
+    return {**out, "lambda_per_task": lam, "lambda_pooled": pooled["state"].get("lambda_")}
 
 
 class DeployedRouter:

@@ -5,7 +5,8 @@ mechanisms in a demo, hand-labelled failure categories elsewhere). Per populatio
 
 - the contingency table of labels against regimes, against the paper rule's routes (batch rule,
   z-scores within each cell, as :func:`routing_map`) and against the routes of the selected policy
-  (fitted on each cell's units and applied to them, as :func:`fit_router` deploys it);
+  (fitted on each cell's units, with their token counts when the table has them, and applied to
+  them, as :func:`fit_router` deploys it; ``skip`` is then a route too);
 - the adjusted Rand index of each pairing (``sklearn.metrics.adjusted_rand_score``: 1 = the same
   partition, about 0 = chance agreement);
 - the cross-validated accuracy of predicting the label from the features, next to the
@@ -24,7 +25,7 @@ from lm_failtrace.analysis._config import AnalysisConfig
 from lm_failtrace.analysis._data import UnitArrays
 from lm_failtrace.analysis._recover import cv_accuracy
 from lm_failtrace.analysis._regimes import REGIMES
-from lm_failtrace.analysis._registry import make_policy
+from lm_failtrace.analysis._registry import fit_policy, make_policy
 from lm_failtrace.errors import InputError
 from lm_failtrace.profiles import ProfileTable
 
@@ -71,7 +72,8 @@ def _routes(units: UnitArrays, policy: str, config: AnalysisConfig) -> np.ndarra
     for cell in pd.unique(units.cell):
         mask = units.cell == cell
         estimator = config.paper_rule() if policy == PAPER_RULE else make_policy(policy, config)
-        fitted = estimator.fit(units.X[mask], units.R[mask])
+        tokens = None if units.tokens is None else units.tokens[mask]
+        fitted = fit_policy(estimator, units.X[mask], units.R[mask], tokens)
         out[mask] = fitted.predict(units.X[mask])
     return out
 

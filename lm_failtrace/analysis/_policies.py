@@ -2,6 +2,12 @@
 
 A policy is a scikit-learn style estimator: ``fit(X, R)`` on training units' features ``X`` and
 rescue rates ``R`` (n_units x n_operators, NaN = not assayed), ``predict(X)`` -> operator names.
+The built-in policies also route in integers, ``predict(X) == targets_[route_index(X)]``, which
+spares a million-unit evaluation its per-row strings.
+A policy whose ``fit`` also takes ``tokens`` (the units' mean generated tokens per trial of each
+operator, same shape as ``R``) is given them when the table has them (:func:`fit_policy`): the
+best fixed operator is then chosen among those within the token budget, and the routers weigh
+tokens against rescue (:mod:`._cost`) and may choose :data:`SKIP`, which repairs nothing.
 Every policy's learned state is plain numbers and strings, so :func:`policy_to_params` /
 :func:`policy_from_params` serialise any of them to JSON for deployment.
 
@@ -20,7 +26,14 @@ from sklearn.linear_model import RidgeCV
 from sklearn.utils.validation import check_is_fitted
 
 from lm_failtrace.analysis._config import AnalysisConfig
-from lm_failtrace.analysis._defaults import RETRY
+from lm_failtrace.analysis._cost import (
+    calibrate,
+    default_choice,
+    relative_costs,
+    route_choices,
+    with_skip,
+)
+from lm_failtrace.analysis._defaults import DEFAULT_TOKEN_BUDGET, RETRY, SKIP, TOLERANCE
 from lm_failtrace.analysis._features import feature_matrix, standardize, zscore
 from lm_failtrace.analysis._gbm import NODE_FIELDS, node_arrays, predict_trees, tree_nodes
 from lm_failtrace.analysis._registry import register_policy
@@ -47,7 +60,26 @@ def _column_means(rates: np.ndarray) -> np.ndarray:
     return np.where(counts > 0, sums / np.maximum(counts, 1), -np.inf)
 
 
-class FixedOperator(BaseEstimator):
+class _Constant(BaseEstimator):
+    """A policy that sends every unit to its one fitted ``operator_``."""
+
+    @property
+    def targets_(self) -> np.ndarray:
+        """What a route index names: the one operator."""
+        check_is_fitted(self, "operator_")
+        return np.asarray([self.operator_], dtype=object)
+
+    def route_index(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Route of each row as an index into :attr:`targets_` (always 0)."""
+        check_is_fitted(self, "operator_")
+        return np.zeros(len(X), dtype=np.intp)
+
+    def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "operator_")
+        return np.full(len(X), self.operator_, dtype=object)
+
+
+class FixedOperator(_Constant):
     """Always the same operator (e.g. ``retry``, the no-intervention baseline)."""
 
     _state = ("operator_",)
@@ -59,30 +91,68 @@ class FixedOperator(BaseEstimator):
         self.operator_ = str(self.operator)
         return self
 
-    def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        check_is_fitted(self, "operator_")
-        return np.full(len(X), self.operator_, dtype=object)
+
+def _token_counts(
+    tokens: np.ndarray | None, n_units: int, operators: Sequence[str]
+) -> np.ndarray | None:
+    """The ``tokens`` fit parameter as a float matrix (None stays None), shape-checked."""
+    if tokens is None:
+        return None
+    counts = np.asarray(tokens, dtype=float)
+    if counts.shape != (n_units, len(operators)):
+        raise InputError(
+            f"expected token counts of shape {(n_units, len(operators))}, got {counts.shape}",
+            parameter="tokens",
+        )
+    return counts
 
 
-class BestFixed(BaseEstimator):
-    """The single operator with the highest mean rescue on the training units (ties: first)."""
+def _retry_index(operators: Sequence[str]) -> int:
+    """Column of retry, whose mean tokens the budget multiplies."""
+    if RETRY not in operators:
+        raise InputError(
+            f"a token budget is a multiple of {RETRY!r}'s tokens: include it", parameter="operators"
+        )
+    return list(operators).index(RETRY)
 
-    _state = ("operator_", "train_means_")
 
-    def __init__(self, operators: Sequence[str] = PAPER_OPERATORS) -> None:
+class BestFixed(_Constant):
+    """The single operator with the highest mean rescue on the training units (ties: first).
+
+    Fitted with ``tokens``, it chooses among the operators whose mean tokens per trial on the
+    training units are within ``token_budget`` x retry's, and :data:`SKIP` (no spend, no
+    rescue) when none is.
+    """
+
+    _state = ("operator_", "train_means_", "budget_tokens_")
+
+    def __init__(
+        self,
+        operators: Sequence[str] = PAPER_OPERATORS,
+        token_budget: float = DEFAULT_TOKEN_BUDGET,
+    ) -> None:
         self.operators = operators
+        self.token_budget = token_budget
 
-    def fit(self, X: object, R: pd.DataFrame | np.ndarray) -> BestFixed:
-        means = _column_means(_rates(R, self.operators))
+    def fit(
+        self, X: object, R: pd.DataFrame | np.ndarray, tokens: np.ndarray | None = None
+    ) -> BestFixed:
+        rates = _rates(R, self.operators)
+        means = _column_means(rates)
         if not np.isfinite(means).any():
             raise InputError("no operator is assayed on the training units")
         self.train_means_ = means
-        self.operator_ = str(list(self.operators)[int(np.argmax(means))])
+        self.budget_tokens_ = None
+        choices = [*self.operators]
+        counts = _token_counts(tokens, len(rates), self.operators)
+        if counts is not None:
+            kappa, retry = relative_costs(counts, _retry_index(self.operators))
+            self.budget_tokens_ = self.token_budget * retry
+            affordable = kappa <= self.token_budget * (1 + TOLERANCE) + TOLERANCE
+            means = with_skip(np.where(affordable, means, -np.inf))
+            choices.append(SKIP)
+        self.operator_ = str(choices[int(np.argmax(means))])
         return self
-
-    def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        check_is_fitted(self, "operator_")
-        return np.full(len(X), self.operator_, dtype=object)
 
 
 def _training_data(
@@ -107,7 +177,60 @@ def _training_data(
     return matrix, rates, means, usable
 
 
-class RidgeRouter(BaseEstimator):
+class _Router(BaseEstimator):
+    """What the fitted routers share: the cost weight (fitted with ``tokens``) and the routing.
+
+    A subclass fits its per-operator rescue models, then calls :meth:`_finish`; its
+    :meth:`predict_rescue` gives the predictions routed on. Without tokens the route is the
+    best predicted rescue unless it beats the best fixed operator by less than ``min_gain``;
+    with tokens it is the same rule on utilities ``rescue - lambda_ * cost_`` with :data:`SKIP`
+    (utility 0) as a further choice, ``lambda_`` calibrated on the training units to meet
+    ``token_budget`` (:mod:`._cost`).
+    """
+
+    #: Fitted state of the cost weight (``None`` each when fitted without tokens).
+    _cost_state = ("cost_", "lambda_", "budget_tokens_", "train_spend_")
+
+    def predict_rescue(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _finish(
+        self, matrix: np.ndarray, means: np.ndarray, usable: np.ndarray, tokens: np.ndarray | None
+    ) -> None:
+        """Set the default choice and, with ``tokens``, the calibrated cost weight."""
+        self.usable_ = usable
+        self.cost_ = self.lambda_ = self.budget_tokens_ = self.train_spend_ = None
+        if tokens is None:
+            self.default_index_ = int(np.argmax(means))
+            return
+        weight = calibrate(
+            self.predict_rescue(matrix), tokens, means, _retry_index(self.operators),
+            self.token_budget, self.min_gain, self.random_state,
+        )  # fmt: skip
+        self.cost_, self.lambda_ = weight.kappa, weight.lam
+        self.budget_tokens_, self.train_spend_ = weight.budget_tokens, weight.spend
+        self.default_index_ = default_choice(means, weight.kappa, weight.lam)
+
+    @property
+    def targets_(self) -> np.ndarray:
+        """What a route index names: the operators, then :data:`SKIP` when costs are weighed."""
+        check_is_fitted(self, "usable_")
+        extra = [] if self.cost_ is None else [SKIP]
+        return np.asarray([*self.operators, *extra], dtype=object)
+
+    def route_index(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Route of each row as an index into :attr:`targets_`."""
+        pred = self.predict_rescue(X)
+        if self.cost_ is not None:
+            kappa = np.asarray(self.cost_, dtype=float)
+            pred = with_skip(pred - float(self.lambda_) * kappa)
+        return route_choices(pred, int(self.default_index_), self.min_gain)
+
+    def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        return self.targets_[self.route_index(X)]
+
+
+class RidgeRouter(_Router):
     """Predict each operator's rescue from z-scored features; route to the best prediction.
 
     One ridge regression per operator (scikit-learn ``RidgeCV``, efficient leave-one-out choice of
@@ -117,13 +240,16 @@ class RidgeRouter(BaseEstimator):
     beats it by at least ``min_gain``: small predicted gains are mostly noise on a few hundred
     units.
     Missing rescue rates (operator not assayed) are imputed with the operator's training mean, and
-    an operator never assayed in training is never chosen.
+    an operator never assayed in training is never chosen. Fitted with ``tokens``, it weighs
+    them (:class:`_Router`).
 
     Args:
         features: feature columns.
         operators: operator columns, in tie-break order.
         alphas: candidate ridge penalties (on standardized features).
-        min_gain: predicted rescue gain required to leave the best fixed operator.
+        min_gain: predicted rescue (utility) gain required to leave the default choice.
+        token_budget: spend to meet when fitted with tokens, x retry's mean tokens.
+        random_state: seed of the cost weight's calibration sample (large tables only).
     """
 
     _state = (
@@ -135,6 +261,7 @@ class RidgeRouter(BaseEstimator):
         "alpha_",
         "usable_",
         "default_index_",
+        *_Router._cost_state,
     )
 
     def __init__(
@@ -143,14 +270,24 @@ class RidgeRouter(BaseEstimator):
         operators: Sequence[str] = PAPER_OPERATORS,
         alphas: Sequence[float] = (0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5),
         min_gain: float = 0.02,
+        token_budget: float = DEFAULT_TOKEN_BUDGET,
+        random_state: int = 0,
     ) -> None:
         self.features = features
         self.operators = operators
         self.alphas = alphas
         self.min_gain = min_gain
+        self.token_budget = token_budget
+        self.random_state = random_state
 
-    def fit(self, X: pd.DataFrame | np.ndarray, R: pd.DataFrame | np.ndarray) -> RidgeRouter:
+    def fit(
+        self,
+        X: pd.DataFrame | np.ndarray,
+        R: pd.DataFrame | np.ndarray,
+        tokens: np.ndarray | None = None,
+    ) -> RidgeRouter:
         matrix, rates, means, usable = _training_data(self, X, R)
+        counts = _token_counts(tokens, len(rates), self.operators)
         self.mean_, self.scale_ = standardize(matrix)
         z = zscore(matrix, self.mean_, self.scale_)
         filled = np.where(np.isnan(rates), np.where(usable, means, 0.0), rates)
@@ -162,8 +299,7 @@ class RidgeRouter(BaseEstimator):
             coef, intercept = np.atleast_2d(model.coef_), np.atleast_1d(model.intercept_)
             alpha = np.atleast_1d(model.alpha_).astype(float)
         self.coef_, self.intercept_, self.alpha_ = coef, intercept, alpha
-        self.usable_ = usable
-        self.default_index_ = int(np.argmax(means))
+        self._finish(matrix, means, usable, counts)
         return self
 
     def predict_rescue(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -173,29 +309,16 @@ class RidgeRouter(BaseEstimator):
         pred = z @ np.asarray(self.coef_).T + np.asarray(self.intercept_)
         return np.where(np.asarray(self.usable_, dtype=bool), pred, -np.inf)
 
-    def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        return _route(self.predict_rescue(X), self.default_index_, self.min_gain, self.operators)
 
-
-def _route(
-    pred: np.ndarray, default_index: int, min_gain: float, operators: Sequence[str]
-) -> np.ndarray:
-    """Operator with the best predicted rescue, unless it beats the default by < ``min_gain``."""
-    best = np.argmax(pred, axis=1)
-    rows = np.arange(len(pred))
-    keep_default = pred[rows, best] - pred[:, default_index] < min_gain
-    choice = np.where(keep_default, default_index, best)
-    return np.asarray(list(operators), dtype=object)[choice]
-
-
-class GradientBoostedRouter(BaseEstimator):
+class GradientBoostedRouter(_Router):
     """Predict each operator's rescue with gradient-boosted trees; route to the best prediction.
 
     One scikit-learn ``HistGradientBoostingRegressor`` per operator (squared error, fixed
     ``random_state``, no early stopping), fitted on the units where that operator was assayed;
     an operator assayed on fewer than 2 training units predicts its training mean, and one never
     assayed is never chosen. Routing is :class:`RidgeRouter`'s: the best predicted rescue, unless
-    it beats the best fixed operator by less than ``min_gain``. Trees can follow thresholds and
+    it beats the best fixed operator by less than ``min_gain``; fitted with ``tokens``, the same
+    cost weight and ``skip`` (:class:`_Router`). Trees can follow thresholds and
     interactions a linear model cannot, at the cost of variance on small cells; opt-in
     (``--policies``), not a default policy.
 
@@ -210,8 +333,9 @@ class GradientBoostedRouter(BaseEstimator):
         max_depth: depth of each tree.
         min_samples_leaf: fewest training units per leaf.
         learning_rate: shrinkage of each tree.
-        min_gain: predicted rescue gain required to leave the best fixed operator.
-        random_state: seed of the boosting.
+        min_gain: predicted rescue (utility) gain required to leave the default choice.
+        random_state: seed of the boosting (and of the cost weight's calibration sample).
+        token_budget: spend to meet when fitted with tokens, x retry's mean tokens.
     """
 
     _state = (
@@ -221,6 +345,7 @@ class GradientBoostedRouter(BaseEstimator):
         *NODE_FIELDS,
         "usable_",
         "default_index_",
+        *_Router._cost_state,
     )
 
     def __init__(
@@ -233,6 +358,7 @@ class GradientBoostedRouter(BaseEstimator):
         learning_rate: float = 0.1,
         min_gain: float = 0.02,
         random_state: int = 0,
+        token_budget: float = DEFAULT_TOKEN_BUDGET,
     ) -> None:
         self.features = features
         self.operators = operators
@@ -242,6 +368,7 @@ class GradientBoostedRouter(BaseEstimator):
         self.learning_rate = learning_rate
         self.min_gain = min_gain
         self.random_state = random_state
+        self.token_budget = token_budget
 
     def _regressor(self) -> HistGradientBoostingRegressor:
         return HistGradientBoostingRegressor(
@@ -254,9 +381,13 @@ class GradientBoostedRouter(BaseEstimator):
         )
 
     def fit(
-        self, X: pd.DataFrame | np.ndarray, R: pd.DataFrame | np.ndarray
+        self,
+        X: pd.DataFrame | np.ndarray,
+        R: pd.DataFrame | np.ndarray,
+        tokens: np.ndarray | None = None,
     ) -> GradientBoostedRouter:
         matrix, rates, means, usable = _training_data(self, X, R)
+        counts = _token_counts(tokens, len(rates), self.operators)
         self.estimators_: list[HistGradientBoostingRegressor | None] = []
         baseline, trees, nodes = np.where(usable, means, 0.0), [], []
         for j in range(rates.shape[1]):
@@ -272,8 +403,7 @@ class GradientBoostedRouter(BaseEstimator):
         self.trees_ = np.asarray(trees, dtype=int).reshape(-1, 2)
         for name in NODE_FIELDS:
             setattr(self, name, np.asarray([v for n in nodes for v in n[name]]))
-        self.usable_ = usable
-        self.default_index_ = int(np.argmax(means))
+        self._finish(matrix, means, usable, counts)
         return self
 
     def predict_rescue(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -285,9 +415,6 @@ class GradientBoostedRouter(BaseEstimator):
         pred = predict_trees(matrix, np.asarray(self.baseline_, dtype=float), trees, nodes)
         return np.where(np.asarray(self.usable_, dtype=bool), pred, -np.inf)
 
-    def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        return _route(self.predict_rescue(X), self.default_index_, self.min_gain, self.operators)
-
 
 @register_policy("paper_rule")
 def _paper_rule(config: AnalysisConfig) -> PaperRule:
@@ -296,7 +423,7 @@ def _paper_rule(config: AnalysisConfig) -> PaperRule:
 
 @register_policy("best_fixed")
 def _best_fixed(config: AnalysisConfig) -> BestFixed:
-    return BestFixed(tuple(config.operators))
+    return BestFixed(tuple(config.operators), token_budget=config.token_budget)
 
 
 @register_policy("retry")
@@ -304,17 +431,33 @@ def _retry(config: AnalysisConfig) -> FixedOperator:
     return FixedOperator(RETRY)
 
 
+@register_policy("skip")
+def _skip(config: AnalysisConfig) -> FixedOperator:
+    return FixedOperator(SKIP)
+
+
 @register_policy("ridge_router")
 def _ridge_router(config: AnalysisConfig) -> RidgeRouter:
-    return RidgeRouter(tuple(config.features), tuple(config.operators))
+    return RidgeRouter(
+        tuple(config.features),
+        tuple(config.operators),
+        token_budget=config.token_budget,
+        random_state=config.random_state,
+    )
 
 
 @register_policy("gbm_router")
 def _gbm_router(config: AnalysisConfig) -> GradientBoostedRouter:
     return GradientBoostedRouter(
-        tuple(config.features), tuple(config.operators), random_state=config.random_state
+        tuple(config.features),
+        tuple(config.operators),
+        random_state=config.random_state,
+        token_budget=config.token_budget,
     )
 
+
+#: Fitted state a policy has only since cost weights (None when read from an older router).
+_COST_STATE = frozenset({*_Router._cost_state, "budget_tokens_"})
 
 _ESTIMATORS: dict[str, type[BaseEstimator]] = {
     cls.__name__: cls
@@ -337,8 +480,10 @@ def policy_from_params(params: dict) -> BaseEstimator:
     try:
         cls = _ESTIMATORS[params["estimator"]]
         estimator = cls(**params["params"])
+        state = params["state"]
         for key in cls._state:
-            value = params["state"][key]
+            # Cost state may be absent: a router logged before cost weights routes on rescue.
+            value = state.get(key) if key in _COST_STATE else state[key]
             setattr(estimator, key, np.asarray(value) if isinstance(value, list) else value)
     except (KeyError, TypeError) as exc:
         raise InputError(f"malformed router parameters: {exc!r}") from exc

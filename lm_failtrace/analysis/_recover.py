@@ -5,9 +5,16 @@ Classifier: standardized features -> multinomial logistic regression (scikit-lea
 otherwise repeated plain K-fold; accuracy is reported as mean +- std over all ``repeats x folds``
 held-out folds, next to the majority-class rate (the accuracy of always guessing the commonest
 label), which is the bar any claim of recoverability must clear.
+
+A large population (more than :data:`LARGE_POPULATION` units) is cross-validated on a seeded
+random sample of that many units (``n_sampled``), and the repeats stop once the mean accuracy is
+:func:`._stats.settled` (``n_repeats`` says how many ran); the majority rate stays that of all
+units.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -18,6 +25,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from lm_failtrace.analysis._config import AnalysisConfig
+from lm_failtrace.analysis._data import sample_index
+from lm_failtrace.analysis._defaults import LARGE_POPULATION
+from lm_failtrace.analysis._stats import settled
 
 
 class _LogisticOrConstant(ClassifierMixin, BaseEstimator):
@@ -53,7 +63,13 @@ def cv_accuracy(X: np.ndarray, labels: np.ndarray, config: AnalysisConfig) -> di
     }
     if len(counts) < 2:
         return {**base, "skipped": "a single class: nothing to predict"}
-    n_splits = min(config.n_folds, n)
+    sample = sample_index(n, LARGE_POPULATION, config.random_state)
+    if sample is not None:
+        X, labels = X[sample], labels[sample]
+        base["n_sampled"] = LARGE_POPULATION
+    n_splits = min(config.n_folds, len(labels))
+    y = labels.astype(str)
+    counts = pd.Series(y, dtype=object).value_counts()
     if counts.iloc[-1] >= n_splits:
         cv = RepeatedStratifiedKFold(
             n_splits=n_splits, n_repeats=config.n_repeats, random_state=config.random_state
@@ -62,14 +78,34 @@ def cv_accuracy(X: np.ndarray, labels: np.ndarray, config: AnalysisConfig) -> di
         cv = RepeatedKFold(
             n_splits=n_splits, n_repeats=config.n_repeats, random_state=config.random_state
         )
-    scores = cross_val_score(
-        _LogisticOrConstant(), X, labels.astype(str), cv=cv, scoring="accuracy", error_score="raise"
-    )
+    scores = _repeated_scores(X, y, cv, n_splits, config.n_repeats)
     return {
         **base,
         "accuracy_mean": float(scores.mean()),
         "accuracy_std": float(scores.std()),
         "n_folds": n_splits,
-        "n_repeats": config.n_repeats,
+        "n_repeats": len(scores) // n_splits,
         "stratified": isinstance(cv, RepeatedStratifiedKFold),
     }
+
+
+def _repeated_scores(
+    X: np.ndarray, y: np.ndarray, cv: RepeatedKFold, n_splits: int, n_repeats: int
+) -> np.ndarray:
+    """Held-out accuracy of every fold, repeat by repeat; a large population stops once the mean
+    accuracy is settled (its standard error over units: that of a share of ``len(y)`` units)."""
+    splits = cv.split(X, y)
+    scores: list[np.ndarray] = []
+    for _ in range(n_repeats):
+        folds = list(itertools.islice(splits, n_splits))
+        scores.append(
+            cross_val_score(
+                _LogisticOrConstant(), X, y, cv=folds, scoring="accuracy", error_score="raise"
+            )
+        )
+        if len(y) >= LARGE_POPULATION:
+            means = np.array([s.mean() for s in scores])
+            accuracy = float(np.concatenate(scores).mean())
+            if settled(means, np.sqrt(accuracy * (1 - accuracy) / len(y))):
+                break
+    return np.concatenate(scores)

@@ -6,8 +6,9 @@ need the configuration); :mod:`._policies` fills it with the built-in policies a
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sklearn.base import BaseEstimator
 
@@ -41,3 +42,14 @@ def make_policy(name: str, config: AnalysisConfig) -> BaseEstimator:
     if name not in POLICIES:
         raise InputError(f"unknown policy {name!r} (known: {', '.join(POLICIES)})")
     return POLICIES[name](config)
+
+
+def fit_policy(policy: BaseEstimator, X: Any, R: Any, tokens: Any = None) -> BaseEstimator:
+    """``policy.fit(X, R)``, with ``tokens=`` when given and the policy's ``fit`` takes them.
+
+    Token counts are an optional fit parameter (scikit-learn style, like ``sample_weight``): a
+    policy that does not weigh cost, a registered one of a user's included, is fitted as before.
+    """
+    if tokens is not None and "tokens" in inspect.signature(policy.fit).parameters:
+        return policy.fit(X, R, tokens=tokens)
+    return policy.fit(X, R)

@@ -4,7 +4,9 @@ Every interval respects the scale of its value: a rate never leaves [0, 1], a di
 rates never leaves [-1, 1] (docs/method.md section 8, "Intervals").
 
 - A **mean of per-unit values** (a policy's held-out rescue per unit; a paired per-unit difference
-  between two policies) gets a BCa bootstrap interval over units (:func:`mean_ci`): bias-corrected
+  between two policies; held-out tokens) gets a BCa bootstrap interval over units
+  (:func:`mean_ci`; from :data:`ANALYTIC_UNITS` units on, the same BCa interval from the
+  bootstrap distribution of the mean in closed form, :func:`_analytic_ends`): bias-corrected
   and accelerated percentiles (Efron 1987) of :data:`N_RESAMPLES` means of units drawn with
   replacement, seeded. Bootstrap means are means of observed values, so the interval lies within
   the range of the data and therefore within the value's scale; BCa corrects the percentile
@@ -24,9 +26,10 @@ rates never leaves [-1, 1] (docs/method.md section 8, "Intervals").
   width; the interval's ``note`` says so.
 
 Each interval is one mapping with the keys ``mean``, ``ci_low``, ``ci_high``, ``n_units``,
-``too_few`` (bool), ``method`` (``"bca_bootstrap"`` or ``"wilson"``) and ``note`` (a sentence or
-``None``). The intervals are over units: they do not add the variability of refitting a policy on
-other training sets, and are therefore somewhat narrow for fitted policies (Nadeau & Bengio 2003).
+``too_few`` (bool), ``method`` (``"bca_bootstrap"``, ``"bca_analytic"`` or ``"wilson"``) and
+``note`` (a sentence or ``None``). The intervals are over units: they do not add the variability
+of refitting a policy on other training sets, and are therefore somewhat narrow for fitted
+policies (Nadeau & Bengio 2003).
 """
 
 from __future__ import annotations
@@ -34,13 +37,18 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from lm_failtrace.analysis._defaults import TOLERANCE
+from lm_failtrace.analysis._defaults import LARGE_POPULATION, TOLERANCE
 
 #: Fewer units than this get no interval (``too_few``), only a mean.
 MIN_UNITS_FOR_INTERVAL = 10
 
 #: Bootstrap resamples per interval.
 N_RESAMPLES = 2000
+
+#: From this many units on, a mean's BCa interval comes from the bootstrap distribution in closed
+#: form instead of resamples (:func:`_analytic_ends`): resampling costs 2,000 x n draws, and the
+#: closed form is then more accurate than the Monte Carlo of 2,000 resamples.
+ANALYTIC_UNITS = LARGE_POPULATION
 
 #: The scale of a rate, and of the difference of two rates.
 RATE: tuple[float, float] = (0.0, 1.0)
@@ -89,23 +97,55 @@ def bootstrap_means(values: np.ndarray, n_resamples: int, rng: np.random.Generat
     )
 
 
+def _acceleration(values: np.ndarray, mean: float) -> float:
+    """BCa acceleration from the jackknife, which for a mean is the skewness of the values /
+    (6 sqrt(n))."""
+    centred = values - mean
+    return (centred**3).sum() / (6.0 * (centred**2).sum() ** 1.5)
+
+
+def _bca_scores(z0: float, accel: float, confidence: float) -> np.ndarray:
+    """Normal scores of the BCa levels of the two interval ends (Efron & Tibshirani 1993, ch. 14);
+    a non-positive denominator (extreme skew) sends that end to -inf / +inf."""
+    z = z0 + special.ndtri(np.array([(1 - confidence) / 2, (1 + confidence) / 2]))
+    denominator = 1.0 - accel * z
+    safe = np.where(denominator > 0, denominator, 1.0)
+    return np.where(denominator > 0, z0 + z / safe, np.sign(z) * np.inf)
+
+
 def _bca_levels(values: np.ndarray, boot: np.ndarray, mean: float, confidence: float) -> np.ndarray:
-    """The BCa percentile levels of the two interval ends (Efron & Tibshirani 1993, ch. 14).
+    """The BCa percentile levels of the two interval ends.
 
     Bias correction z0 from the share of bootstrap means below the estimate (ties count half);
-    acceleration from the jackknife, which for a mean is the skewness of the values / 6.
+    an infinite score sends that end to the extreme resample.
     """
     b = len(boot)
     below = np.mean(boot < mean - TOLERANCE) + 0.5 * np.mean(np.abs(boot - mean) <= TOLERANCE)
     z0 = special.ndtri(np.clip(below, 0.5 / b, 1 - 0.5 / b))
+    return special.ndtr(_bca_scores(z0, _acceleration(values, mean), confidence))
+
+
+def _analytic_ends(values: np.ndarray, mean: float, confidence: float) -> np.ndarray:
+    """The BCa ends of a mean from its bootstrap distribution in closed form (many units).
+
+    The bootstrap distribution of the mean of n values has mean ``mean``, standard deviation
+    ``tau = sd / sqrt(n)`` (plug-in sd) and skewness ``6 a`` (``a`` the acceleration); its
+    one-term Edgeworth expansion gives the share of bootstrap means below the estimate,
+    ``1/2 + a phi(0)`` (hence z0), and its Cornish-Fisher quantile at level Phi(w),
+    ``mean + tau (w + a (w^2 - 1))``. Both are exact to O(1/n), far inside the Monte Carlo error
+    of 2,000 resamples once n >= :data:`ANALYTIC_UNITS`. Like a bootstrap mean, an end never
+    leaves the range of the values.
+    """
     centred = values - mean
-    accel = (centred**3).sum() / (6.0 * (centred**2).sum() ** 1.5)
-    z = z0 + special.ndtri(np.array([(1 - confidence) / 2, (1 + confidence) / 2]))
-    denominator = 1.0 - accel * z
-    # A non-positive denominator (extreme skew) sends that end to the extreme resample.
-    safe = np.where(denominator > 0, denominator, 1.0)
-    shifted = np.where(denominator > 0, z0 + z / safe, np.sign(z) * np.inf)
-    return special.ndtr(shifted)
+    squares = centred * centred
+    m2, m3 = squares.mean(), (squares * centred).mean()
+    accel = m3 / (6.0 * np.sqrt(len(values)) * m2**1.5)  # = _acceleration, in moments
+    z0 = special.ndtri(0.5 + accel / np.sqrt(2 * np.pi))
+    w = _bca_scores(z0, accel, confidence)
+    tau = np.sqrt(m2 / len(values))
+    finite = np.where(np.isfinite(w), w, 0.0)
+    ends = np.where(np.isfinite(w), mean + tau * (finite + accel * (finite**2 - 1)), w)
+    return np.clip(ends, values.min(), values.max())
 
 
 def mean_ci(
@@ -139,12 +179,17 @@ def mean_ci(
     if values.max() - values.min() <= TOLERANCE:
         note = f"all {n} units have the same value: the interval has zero width"
         return _interval(mean, mean, mean, n, "bca_bootstrap", note)
-    boot = bootstrap_means(values, N_RESAMPLES, np.random.default_rng(random_state))
-    low, high = np.quantile(boot, _bca_levels(values, boot, mean, confidence))
+    if n >= ANALYTIC_UNITS:
+        method = "bca_analytic"
+        low, high = _analytic_ends(values, mean, confidence)
+    else:
+        method = "bca_bootstrap"
+        boot = bootstrap_means(values, N_RESAMPLES, np.random.default_rng(random_state))
+        low, high = np.quantile(boot, _bca_levels(values, boot, mean, confidence))
     # The interval holds its own estimate and stays on the value's scale.
     low = float(np.clip(min(low, mean), *bounds))
     high = float(np.clip(max(high, mean), *bounds))
-    return _interval(mean, low, high, n, "bca_bootstrap")
+    return _interval(mean, low, high, n, method)
 
 
 def proportion_ci(count: int, n: int, confidence: float) -> dict:
@@ -160,6 +205,29 @@ def proportion_ci(count: int, n: int, confidence: float) -> dict:
     low = float(np.clip(min(centre - half, share), 0.0, 1.0))
     high = float(np.clip(max(centre + half, share), 0.0, 1.0))
     return _interval(share, low, high, n, "wilson")
+
+
+#: Fewest repeats before a repeated cross-validation may stop early (two give a standard error).
+MIN_REPEATS = 2
+
+#: Half the last digit printed of a rate or an accuracy (3 decimals).
+PRINTED_PRECISION = 0.0005
+
+
+def settled(repeat_means: np.ndarray, over_units: float) -> bool:
+    """Whether more repeats of a repeated cross-validation would not matter for its estimate.
+
+    ``repeat_means``: the estimate of each repeat done; ``over_units``: the estimate's standard
+    error over units. True, from :data:`MIN_REPEATS` repeats on, when the standard error across
+    repeats is at most the larger of :data:`PRINTED_PRECISION` (no printed digit would move) and
+    a quarter of ``over_units`` (adding the repeat noise to the interval over units would widen it
+    by at most 3%). Used only on large populations (:data:`LARGE_POPULATION` units).
+    """
+    r = len(repeat_means)
+    if r < MIN_REPEATS:
+        return False
+    across = float(np.std(repeat_means, ddof=1)) / np.sqrt(r)
+    return across <= max(PRINTED_PRECISION, over_units / 4)
 
 
 def difference_outcome(difference: dict) -> str:

@@ -141,19 +141,27 @@ _RULE_TAIL = {
 }
 
 
+def _over_budget(row: dict) -> str:
+    """``; it spends 3.46x always-retry's tokens, over the budget`` for a policy over it."""
+    if row.get("budget_status") != "over" or row.get("spend_vs_retry") is None:
+        return ""
+    return f"; it spends {row['spend_vs_retry']:.2f}x always-retry's tokens, over the budget"
+
+
 def _rule_vs_fixed(section: dict, comparisons: _Comparisons, level: int) -> dict:
     diff = comparisons.get("all_failures", RULE, FIXED)
     honest = section["honest"]["all_failures"]
-    rescue = ""
+    rescue = spend = ""
     if RULE in honest and FIXED in honest:
         rescue = (
             f"rescue {format_number(honest[RULE]['mean'])} vs "
             f"{format_number(honest[FIXED]['mean'])}, "
         )
+        spend = _over_budget(honest[RULE])
     outcome = diff["outcome"]
     text = (
         f"{_RULE_HEAD[outcome]} on held-out failures: {rescue}difference "
-        f"{_difference_text(diff, level)}{_RULE_TAIL[outcome]}."
+        f"{_difference_text(diff, level)}{_RULE_TAIL[outcome]}{spend}."
     )
     return _verdict("rule_vs_best_fixed", "all_failures", diff, text)
 
@@ -168,8 +176,15 @@ def _selection(section: dict, comparisons: _Comparisons, level: int) -> dict | N
     diff = comparisons.get("all_failures", margin["policy"], margin["versus"])
     versus = diff["versus"]
     against = "the best fixed operator" if versus == FIXED else f"the runner-up {versus}"
+    budget = section.get("budget") or {}
+    at = ""
+    if budget.get("applied"):
+        at = (
+            f" at the token budget ({budget['token_budget']:g}x always-retry, "
+            f"{format_number(budget['budget_tokens'], 1)} tokens per failure unit)"
+        )
     head = (
-        f"best policy by cross-validated rescue is {selection['selected']} "
+        f"best policy by cross-validated rescue{at} is {selection['selected']} "
         f"({format_number(selection['mean'])})"
     )
     amount = _difference_text(diff, level, over=f" over {against}")

@@ -28,14 +28,16 @@ _FLAG_EXCEPTIONS: dict[str, str] = {
     "cells": "--cell",
     "old": "OLD",
     "new": "NEW",
+    "out_dir": "--output-dir",
 }
 
 #: Parameters the CLI exposes under their own name (``--`` + dashes); others are not flags.
 _FLAGS: frozenset[str] = frozenset(
     {
-        "alias", "aliases", "attempts", "checkpoint", "fallback", "features", "labels",
-        "lm_eval_run", "model_name", "model_version", "name", "operators", "policies", "repeats",
-        "seed", "version", "versions", "temperature", "tracking_uri", "trials",
+        "alias", "aliases", "attempts", "checkpoint", "fallback", "features", "force", "labels",
+        "lm_eval_run", "model_name", "model_version", "name", "operators", "output", "plot",
+        "policies", "repeats", "restart", "seed", "version", "versions", "temperature",
+        "token_budget", "tracking_uri", "trials",
     }
 )  # fmt: skip
 
@@ -57,6 +59,7 @@ def reports_input_errors(func: F) -> F:
     """Turn :class:`InputError` raised by the library into a clean click error (exit 2).
 
     The library names parameters (``operators``); the message names their flags (``--operators``).
+    A message may quote an argument: URL credentials and known secrets never reach the terminal.
     """
 
     @functools.wraps(func)
@@ -64,7 +67,9 @@ def reports_input_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except InputError as exc:
-            raise InputErrorExit(exc.format(flag_name)) from exc
+            from lm_failtrace.record.secrets import redact_text
+
+            raise InputErrorExit(redact_text(exc.format(flag_name))) from exc
 
     return wrapper  # type: ignore[return-value]
 
@@ -125,6 +130,17 @@ def analysis_options(func: F) -> F:
             "--seed", default=0, show_default=True, type=int, help="Seed of folds and clustering."
         ),
         click.option(
+            "--token-budget",
+            default=1.0,
+            show_default=True,
+            type=float,
+            metavar="MULTIPLE",
+            help="Compare policies at this spend: a multiple of always-retry's mean generated "
+            "tokens per failure unit (needs <operator>_tokens columns; ignored, and said so, "
+            "without them). Routers weigh tokens to meet it, may skip units, and selection passes "
+            "over policies whose held-out spend is over it.",
+        ),
+        click.option(
             "--labels",
             default=None,
             metavar="COLUMN",
@@ -145,6 +161,7 @@ def analysis_options(func: F) -> F:
         folds: int,
         repeats: int,
         seed: int,
+        token_budget: float,
         labels: str | None,
         **kwargs: Any,
     ) -> Any:
@@ -168,6 +185,7 @@ def analysis_options(func: F) -> F:
             random_state=seed,
             **_policy_names(policies),
             labels=labels,
+            token_budget=token_budget,
         )
         return func(*args, config=config.check(), **kwargs)
 

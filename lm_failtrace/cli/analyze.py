@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     "--plot",
     type=click.Path(file_okay=False, path_type=Path),
     help="Write report.html's PNG figures into this folder (per cell: cost frontier, features "
-    "by regime, the selected policy's routing map; with several cells: regime mix).",
+    "by regime, the selected policy's routing map; with several cells: regime mix). Existing "
+    "figures are replaced only by a successful run.",
 )
 @reports_input_errors
 @analysis_options
@@ -61,11 +62,14 @@ def analyze(
         profiles = EXAMPLES[example]()
 
     from lm_failtrace.analysis import analyze as run_analysis
+    from lm_failtrace.outputs import check_outputs
     from lm_failtrace.profiles import read_profiles
 
     def progress(message: str) -> None:
         click.echo(f"[analyze] {message}", err=True)
 
+    if plot is not None:
+        check_outputs([], [profiles], folders=[("plot", plot)])
     progress(f"reading {profiles}")
     table = read_profiles(profiles, config.schema)
     if cell is not None:
@@ -74,7 +78,9 @@ def analyze(
     if plot is not None:
         from lm_failtrace.report.plots import report_figures, save_figures
 
-        for path in save_figures(report_figures(table, config, document), plot):
+        figures = report_figures(table, config, document)
+        check_outputs([("plot", plot / figure.name) for figure in figures], [profiles])
+        for path in save_figures(figures, plot):
             progress(f"wrote {path}")
     if as_json:
         echo_json(document)

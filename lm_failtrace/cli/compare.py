@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,29 +15,10 @@ if TYPE_CHECKING:
     from lm_failtrace.analysis import AnalysisConfig
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file: no half-written page on a failure."""
-    from lm_failtrace.errors import InputError
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise InputError(f"cannot write the page here ({exc})", path=path) from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _check_usage(
     tables: tuple[Path, ...],
     model_name: str | None,
-    versions: tuple[str, str] | None,
+    versions: tuple[int, int] | None,
     aliases: tuple[str, str] | None,
     log: bool,
 ) -> None:
@@ -88,7 +67,11 @@ def _short_labels(old: Path, new: Path) -> tuple[str, str]:
 )
 @click.option("--model-name", help="Registered model whose two versions to compare.")
 @click.option(
-    "--versions", nargs=2, metavar="OLD NEW", help="Two versions of --model-name, baseline first."
+    "--versions",
+    nargs=2,
+    type=click.IntRange(min=1),
+    metavar="OLD NEW",
+    help="Two versions of --model-name, baseline first.",
 )
 @click.option(
     "--aliases", nargs=2, metavar="OLD NEW", help="Two aliases of --model-name, baseline first."
@@ -100,7 +83,8 @@ def _short_labels(old: Path, new: Path) -> tuple[str, str]:
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the comparison as a self-contained HTML page (e.g. compare.html).",
+    help="Write the comparison as a self-contained HTML page (e.g. compare.html). An existing "
+    "file is replaced only by a successful run.",
 )
 @click.option(
     "--log",
@@ -112,7 +96,7 @@ def _short_labels(old: Path, new: Path) -> tuple[str, str]:
 def compare(
     tables: tuple[Path, ...],
     model_name: str | None,
-    versions: tuple[str, str] | None,
+    versions: tuple[int, int] | None,
     aliases: tuple[str, str] | None,
     tracking_uri: str | None,
     tasks: tuple[str, ...],
@@ -143,6 +127,10 @@ def compare(
       failtrace compare old/profiles.parquet new/profiles.parquet --json
     """
     _check_usage(tables, model_name, versions, aliases, log)
+    if output is not None:
+        from lm_failtrace.outputs import check_outputs
+
+        check_outputs([("output", output)], tables)
     comparison = None
     # MLflow prints progress on stdout; keep stdout for our own (JSON) output.
     with contextlib.redirect_stdout(sys.stderr):
@@ -153,7 +141,7 @@ def compare(
 
             comparison = compare_versions(
                 model_name,
-                versions=versions,
+                versions=(str(versions[0]), str(versions[1])) if versions else None,
                 aliases=aliases,
                 tracking_uri=tracking_uri,
                 config=config,
@@ -167,7 +155,9 @@ def compare(
             html = render_compare(document)
         extra: dict[str, Any] = {}
         if output is not None:
-            _write_atomic(output, html)
+            from lm_failtrace.outputs import write_atomic
+
+            write_atomic(output, html, parameter="output")
             extra["html"] = str(output)
         if log:
             from lm_failtrace.tracking.compare import log_comparison

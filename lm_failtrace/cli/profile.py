@@ -29,7 +29,8 @@ SUMMARY_MEANS: tuple[str, ...] = (
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the profile table here (.csv, or .parquet/.pq); written atomically.",
+    help="Write the profile table here (.csv, or .parquet/.pq); outside the input's run folder. "
+    "An existing file is replaced only by a successful run.",
 )
 @click.option(
     "--all-runs",
@@ -60,17 +61,17 @@ def profile(input_path: Path, output: Path | None, all_runs: bool, as_json: bool
     them. Unknown finish reasons or token counts give NaN (empty), never a guess.
 
     Prints a summary per cell (with --json, as JSON). Exit codes: 0 ok, 2 bad input (the
-    message names file and line; no output is written), 1 internal error.
+    message names file and line; no output is written, an existing one is left as it was), 1
+    internal error.
     """
-    from lm_failtrace.errors import InputError
-    from lm_failtrace.profiles import write_profiles
+    from lm_failtrace.outputs import check_outputs
+    from lm_failtrace.profiles import check_table_path, write_profiles
     from lm_failtrace.profiles.build import build_profiles
+    from lm_failtrace.rollouts import input_paths
 
-    if output is not None and output.suffix.lower() not in (".csv", ".parquet", ".pq"):
-        raise InputError(
-            f"unknown output type {output.suffix or '(no suffix)'!r}: use .csv, .parquet or .pq",
-            path=output,
-        )
+    if output is not None:
+        check_outputs([("output", output)], input_paths(input_path))
+        check_table_path(output)
     built = build_profiles(
         input_path, all_runs=all_runs, progress=lambda msg: click.echo(msg, err=True)
     )
@@ -135,4 +136,3 @@ def _echo_summary(summary: dict[str, Any]) -> None:
     click.echo(text_table(header, rows))
     if summary["cells"]:
         click.echo("(feature columns are means over each cell's failure units)")
-

@@ -9,13 +9,15 @@ from lm_failtrace.cli._common import echo_json, reports_input_errors
 
 @click.command()
 @click.option("--model-name", required=True, help="Registered model name.")
-@click.option("--version", "version", required=True, help="Model version to promote.")
+@click.option(
+    "--version", "version", required=True, type=click.IntRange(min=1), help="Model version."
+)
 @click.option("--alias", required=True, help="Alias to set on both, e.g. champion.")
 @click.option("--tracking-uri", help="MLflow tracking URI [MLFLOW_TRACKING_URI, ./mlflow.db].")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @reports_input_errors
 def promote(
-    model_name: str, version: str, alias: str, tracking_uri: str | None, as_json: bool
+    model_name: str, version: int, alias: str, tracking_uri: str | None, as_json: bool
 ) -> None:
     """Set ALIAS on a model version and on the router version its tags link to.
 
@@ -25,7 +27,7 @@ def promote(
     """
     from lm_failtrace.tracking import promote as run_promote
 
-    result = run_promote(model_name, version, alias, tracking_uri=tracking_uri)
+    result = run_promote(model_name, str(version), alias, tracking_uri=tracking_uri)
     if as_json:
         echo_json(result)
         return

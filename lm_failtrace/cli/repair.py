@@ -15,9 +15,11 @@ def parse_model_args(value: str | None) -> dict[str, str]:
     if not value:
         return {}
     pairs = [part for part in value.split(",") if part.strip()]
-    bad = [p for p in pairs if "=" not in p]
-    if bad:
-        raise click.BadParameter(f"expected key=value, got {bad[0]!r}", param_hint="--model-args")
+    bad = [i for i, p in enumerate(pairs, start=1) if "=" not in p]
+    if bad:  # the part itself is not shown: it may be a secret missing its name
+        raise click.BadParameter(
+            f"expected key=value pairs; part {bad[0]} has no '='", param_hint="--model-args"
+        )
     return dict(part.strip().split("=", 1) for part in pairs)
 
 
@@ -28,7 +30,13 @@ def parse_model_args(value: str | None) -> dict[str, str]:
     "--output",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Profile table with rescue rates to write (.csv or .parquet).",
+    help="Profile table with rescue rates to write (.csv or .parquet), outside RUN_DIR. An "
+    "existing file is replaced only by a successful run.",
+)
+@click.option(
+    "--restart",
+    is_flag=True,
+    help="Discard the checkpoint OUTPUT.partial.jsonl and start over instead of resuming.",
 )
 @click.option(
     "--operators",
@@ -36,8 +44,20 @@ def parse_model_args(value: str | None) -> dict[str, str]:
     help="Comma-separated operators (default: all: retry, sparse_steer, sparse_steer_random, "
     "local_temp, dense_steer, budget, temp_shift). Steering operators need an ancestor.",
 )
-@click.option("--attempts", default=3, show_default=True, help="Attempts per trial (best of A).")
-@click.option("--trials", default=4, show_default=True, help="Trials per unit and operator.")
+@click.option(
+    "--attempts",
+    default=3,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Attempts per trial (best of A).",
+)
+@click.option(
+    "--trials",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Trials per unit and operator.",
+)
 @click.option(
     "--seed", default=DEFAULT_BASE_SEED, show_default=True, help="Base seed of the attempts."
 )
@@ -57,6 +77,7 @@ def parse_model_args(value: str | None) -> dict[str, str]:
 def repair(
     run_dir: Path,
     output: Path,
+    restart: bool,
     operators: str | None,
     attempts: int,
     trials: int,
@@ -73,7 +94,8 @@ def repair(
     scorer; the rescue rate is the share of trials with a correct attempt, and
     <operator>_tokens the mean tokens generated per trial. The result is the profile table
     with those columns, for `failtrace analyze`. An interrupted repair resumes from
-    OUTPUT.partial.jsonl without redoing finished units.
+    OUTPUT.partial.jsonl without redoing finished units (--restart discards it); a checkpoint
+    made with other settings, or with a damaged line, is refused (exit 2, naming the line).
     """
     from lm_failtrace.repair.runner import DEFAULT_OPERATORS, RepairConfig, repair_run
 
@@ -90,6 +112,7 @@ def repair(
         model_args=parse_model_args(model_args),
         include_path=include_path,
         progress=True,
+        restart=restart,
     )
     summary = {
         "output": str(output),

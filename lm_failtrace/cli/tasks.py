@@ -28,11 +28,27 @@ def tasks_path() -> None:
     "out_dir",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder to write <name>.yaml into (pass it to lm-eval as --include_path).",
+    help="Folder to write <name>.yaml into (pass it to lm-eval as --include_path). An existing "
+    "<name>.yaml is replaced only by a successful run.",
 )
-@click.option("--name", help="Name of the new task [default: BASE_TASK_failtrace].")
+@click.option(
+    "--name",
+    help="Name of the new task: letters, digits, _, - and . (never a path) "
+    "[default: BASE_TASK_failtrace].",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Allow a --name that lm-eval or failtrace already gives a task (the variant shadows it).",
+)
 @click.option("--repeats", default=16, show_default=True, type=click.IntRange(min=1))
-@click.option("--temperature", default=0.6, show_default=True, type=click.FloatRange(min=0.0))
+@click.option(
+    "--temperature",
+    default=0.6,
+    show_default=True,
+    type=click.FloatRange(min=0.0),
+    help="Sampling temperature (a finite number; 0 = greedy).",
+)
 @click.option(
     "--max-gen-toks",
     type=click.IntRange(min=1),
@@ -48,6 +64,7 @@ def make_task(
     base_task: str,
     out_dir: Path,
     name: str | None,
+    force: bool,
     repeats: int,
     temperature: float,
     max_gen_toks: int | None,
@@ -75,6 +92,7 @@ def make_task(
         temperature=temperature,
         max_gen_toks=max_gen_toks,
         id_field=id_field,
+        force=force,
     )
     task = path.stem
     if as_json:

@@ -11,8 +11,6 @@ whose schema is that declaration, narrowed by what the caller asks for.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from lm_failtrace.errors import InputError
+from lm_failtrace.outputs import atomic_output
 from lm_failtrace.profiles._schema import (
     ID_COLUMNS,
     OPTIONAL_COLUMNS,
@@ -27,8 +26,18 @@ from lm_failtrace.profiles._schema import (
     SCHEMA_METADATA_KEY,
     ProfileSchema,
 )
+from lm_failtrace.rollouts import is_run_file_name
 
 _PARQUET_SUFFIXES = (".parquet", ".pq")
+#: Every suffix a profile table may have (CSV otherwise by nothing: an unknown suffix is refused).
+TABLE_SUFFIXES = (".csv", *_PARQUET_SUFFIXES)
+
+#: Characters no identifier may hold: C0 and C1 control characters (NUL, newline, escape, ...).
+#: They survive CSV and Parquet round trips invisibly and make two names that print alike
+#: differ (or, in a CSV, split a row).
+CONTROL_CHARACTERS = r"[\x00-\x1f\x7f-\x9f]"
+#: Separates model and task in a cell's name (:func:`cell_name`), so a model name cannot hold it.
+CELL_SEPARATOR = "|"
 
 
 @dataclass
@@ -72,6 +81,29 @@ class ProfileTable:
 
 def _is_parquet(path: Path) -> bool:
     return path.suffix.lower() in _PARQUET_SUFFIXES
+
+
+def check_table_path(path: str | Path, parameter: str = "output") -> Path:
+    """An output profile table's path, refused unless its suffix says CSV or Parquet, or when
+    its name is one of lm-eval's run files (``rollouts_<task>_<timestamp>.parquet`` would be
+    read as a run's side-car by the next ``profile`` of its folder).
+
+    Checked before anything is read: a misspelt suffix would otherwise cost a whole run.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise InputError(
+            f"unknown output type {path.suffix or '(no suffix)'!r}: use .csv, .parquet or .pq",
+            path=path,
+            parameter=parameter,
+        )
+    if is_run_file_name(path.name):
+        raise InputError(
+            "is named like an lm-eval run file (it would be read as one); choose another name",
+            path=path,
+            parameter=parameter,
+        )
+    return path
 
 
 def _locate(path: Path, parquet: bool, index: int, column: str, message: str) -> InputError:
@@ -184,6 +216,7 @@ def validate_profiles(
     frame = frame.copy()
     _check_identifiers(frame, schema, path, parquet)
     _check_numbers(frame, schema, path, parquet)
+    _check_bookkeeping(frame, path, parquet)
     _check_unique(frame, path, parquet)
     return ProfileTable(frame.reset_index(drop=True), schema, str(source))
 
@@ -219,6 +252,95 @@ def _check_identifiers(
         if missing.any():
             raise _locate(path, parquet, int(np.argmax(missing)), col, "missing identifier")
         frame[col] = values.astype(str)
+    _check_names(frame, schema, path, parquet)
+
+
+#: The identifiers that name a cell: few distinct values, even in a million-unit table.
+_LABELS = ("cell", "model", "task")
+
+
+def _check_names(frame: pd.DataFrame, schema: ProfileSchema, path: Path, parquet: bool) -> None:
+    """No identifier holds a control character, no model name holds ``|``, and every cell is
+    its row's ``model|task``.
+
+    Each distinct (cell, model, task) is checked once, at its first row (a table has a handful;
+    checking every row cost a third of reading a million-unit table); problem ids, one per row,
+    are scanned whole.
+    """
+    labels = [c for c in _LABELS if c in schema.id_columns]
+    rows = _first_rows(frame, labels)
+    firsts = frame.iloc[rows]
+    control = "control character in an identifier: {!r}"
+    for col in schema.id_columns:
+        part, where = (firsts, rows) if col in labels else (frame, None)
+        bad = part[col].str.contains(CONTROL_CHARACTERS, regex=True)
+        _refuse(bad, part, col, path, parquet, control, where)
+    if "model" in labels:
+        bad = firsts["model"].str.contains(CELL_SEPARATOR, regex=False)
+        message = (
+            f"a model name cannot hold {CELL_SEPARATOR!r} (it separates model and task in a "
+            "cell's name): {!r}"
+        )
+        _refuse(bad, firsts, "model", path, parquet, message, rows)
+    if len(labels) == len(_LABELS):
+        bad = firsts["cell"] != firsts["model"] + CELL_SEPARATOR + firsts["task"]
+        message = "cell {!r} is not model|task of its row"
+        _refuse(bad, firsts, "cell", path, parquet, message, rows)
+
+
+def _first_rows(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """The position of the first row of each distinct combination of ``columns``, ascending."""
+    if not columns:
+        return np.arange(0)
+    key = np.zeros(len(frame), dtype=np.int64)
+    for col in columns:
+        codes, uniques = pd.factorize(frame[col])
+        key = pd.factorize(key * len(uniques) + codes)[0]  # renumbered: stays below len(frame)
+    return np.sort(pd.Series(key).drop_duplicates().index.to_numpy())
+
+
+def _refuse(
+    bad: pd.Series,
+    frame: pd.DataFrame,
+    col: str,
+    path: Path,
+    parquet: bool,
+    message: str,
+    rows: np.ndarray | None = None,
+) -> None:
+    """Raise at the first row where ``bad`` holds; ``message`` formats that row's value.
+
+    ``rows``: the positions in the whole table of ``frame``'s rows, when it is a subset.
+    """
+    flags = bad.to_numpy(dtype=bool)
+    if flags.any():
+        i = int(np.argmax(flags))
+        value = frame[col].iat[i]
+        value = value.item() if isinstance(value, np.generic) else value  # 60.0, not np.float64
+        raise _locate(
+            path, parquet, i if rows is None else int(rows[i]), col, message.format(value)
+        )
+
+
+def _check_bookkeeping(frame: pd.DataFrame, path: Path, parquet: bool) -> None:
+    """The per-unit counts, when present, describe a failure unit (empty values are unknown).
+
+    Rollout counts are whole numbers, a unit has at least one failed rollout and no more failed
+    rollouts than rollouts, and its pass rate is below 1: a table of failure units only.
+    """
+    for col in ("n_rollouts", "n_failed_rollouts"):
+        if col in frame.columns:
+            values = frame[col]
+            bad = values.notna() & ((values % 1 != 0) | (values < 1))
+            message = "expected a whole number >= 1 (a failure unit), got {!r}"
+            _refuse(bad, frame, col, path, parquet, message)
+    if {"n_rollouts", "n_failed_rollouts"} <= set(frame.columns):
+        more = frame["n_failed_rollouts"] > frame["n_rollouts"]
+        message = "{!r} failed rollouts, more than the row's n_rollouts"
+        _refuse(more, frame, "n_failed_rollouts", path, parquet, message)
+    if "pass_rate" in frame.columns:
+        message = "pass rate {!r}: a unit that never failed is not a failure unit"
+        _refuse(frame["pass_rate"] >= 1, frame, "pass_rate", path, parquet, message)
 
 
 def _check_numbers(frame: pd.DataFrame, schema: ProfileSchema, path: Path, parquet: bool) -> None:
@@ -299,20 +421,12 @@ def write_profiles(
     absent = [c for c in schema.numeric_columns if c not in frame.columns]
     if absent:
         raise ValueError(f"the schema names columns the table lacks: {', '.join(absent)}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    path = check_table_path(path)
+    with atomic_output(path, parameter="output") as tmp:
         if _is_parquet(path):
-            _write_parquet(frame, tmp, schema)
+            _write_parquet(frame, str(tmp), schema)
         else:
             frame.to_csv(tmp, index=False)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a results table is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -31,6 +31,7 @@ def cell_task(cell: str) -> str:
     """The task of a cell named by :func:`cell_name`."""
     return cell.split("|", 1)[-1]
 
+
 #: Per-unit bookkeeping columns that may be present (validated when present).
 OPTIONAL_COLUMNS: tuple[str, ...] = ("n_rollouts", "n_failed_rollouts", "pass_rate")
 

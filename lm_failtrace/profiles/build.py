@@ -9,6 +9,7 @@ Memory grows with the number of problems, never with the number or length of rol
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from lm_failtrace.errors import InputError
+from lm_failtrace.profiles._io import CELL_SEPARATOR, CONTROL_CHARACTERS
 from lm_failtrace.profiles._schema import ID_COLUMNS, LOGIT_FEATURES, ProfileSchema, cell_name
 from lm_failtrace.rollouts import FINISH_REASONS, UNIT_COLUMNS, OutcomeTally, Source, discover
 
@@ -32,6 +34,7 @@ MAX_REPEAT = 1 << 16
 PROGRESS_EVERY = 250_000
 
 _FINISH = frozenset(FINISH_REASONS)
+_CONTROL = re.compile(CONTROL_CHARACTERS)
 _LOGIT_KEYS = frozenset(LOGIT_FEATURES)
 
 
@@ -155,6 +158,7 @@ def _accumulate(
         key, answer, correct = _identify(source, record)
         unit = units.get(key)
         if unit is None:
+            _check_names(source, key)
             unit = units[key] = _Unit(index, source.position)
         repeat = record.get("repeat")
         if repeat is not None:
@@ -195,6 +199,22 @@ def _identify(
     if answer is not None and type(answer) is not str:
         answer = str(answer)
     return (model, task, str(problem_id)), answer, _correct(source, correct)
+
+
+def _check_names(source: Source, key: tuple[str, str, str]) -> None:
+    """A new unit's identifiers are printable, and its model name can be part of a cell name.
+
+    Checked once per unit, not per rollout: the same rules as a profile table's identifiers.
+    """
+    for column, value in zip(("model", "task", "problem_id"), key, strict=True):
+        if _CONTROL.search(value):
+            raise source.error(f"control character in an identifier: {value!r}", column=column)
+    if CELL_SEPARATOR in key[0]:
+        raise source.error(
+            f"a model name cannot hold {CELL_SEPARATOR!r} (it separates model and task in a "
+            f"cell's name): {key[0]!r}",
+            column="model",
+        )
 
 
 def _correct(source: Source, value: Any) -> bool:

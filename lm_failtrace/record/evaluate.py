@@ -4,14 +4,18 @@ lm-eval 0.4.13 discovers no model plugins, so :func:`run_eval` imports our backe
 ``failtrace-hf`` and ``failtrace-local-completions``) and then runs lm-eval's CLI in-process with
 the arguments unchanged, except that:
 
-- secret-looking model arguments (:data:`lm_failtrace.record.secrets.SECRET_NAME`) given to our
-  backends are taken out before lm-eval sees them (it would write them to the results JSON) and
-  handed to the backend in memory; stock backends keep theirs (they need them), with a warning;
+- secret-looking model arguments (:data:`lm_failtrace.record.secrets.SECRET_NAME`) and the
+  credentials of URLs (``base_url=http://user:PASSWORD@host/...``) given to our backends are
+  taken out before lm-eval sees them (it would print them and write them to the results JSON) and
+  handed to the backend in memory; a model argument our backend does not know is refused by name
+  before lm-eval sees (and prints) its value; stock backends keep their arguments (they need
+  them), with a warning;
 - for our backends, ``--seed`` (its first value) becomes the base seed of the per-repeat seeds
   unless ``seed=`` is among the model arguments;
 - after the run, every new samples log of a failtrace task gets its side-car
   ``rollouts_<task>_<timestamp>.jsonl``, and every file written under ``--output_path`` is
-  scrubbed of known secret values.
+  scrubbed of known secret values and URL credentials; what lm-eval prints while it runs is
+  scrubbed the same way (:func:`lm_failtrace.record.secrets.redacted_output`).
 
 ``failtrace eval`` is this function behind a command line. lm-eval and yaml are imported when it
 runs, so importing :mod:`lm_failtrace.record` stays cheap.
@@ -32,6 +36,7 @@ from typing import Any
 
 from lm_failtrace.errors import InputError
 from lm_failtrace.record import backends, secrets
+from lm_failtrace.record.backends.generation import reject_unknown_args
 from lm_failtrace.record.sidecar import write_sidecars
 from lm_failtrace.rollouts import output_folder, samples_files
 
@@ -89,8 +94,11 @@ def run_eval(args: Sequence[str]) -> EvalResult:
         parser.execute(parsed)
         return EvalResult(None)
     with secrets.stash_scope(), tempfile.TemporaryDirectory(prefix="failtrace-eval-") as workdir:
-        output_path = _hide_secrets(parsed, Path(workdir))
-        return _execute(parser, parsed, output_path)
+        try:
+            output_path = _hide_secrets(parsed, Path(workdir))
+            return _execute(parser, parsed, output_path)
+        except InputError as exc:  # it may quote an argument; the stash still knows the secrets
+            raise secrets.redact_error(exc) from None
 
 
 @contextlib.contextmanager
@@ -119,7 +127,8 @@ def _parse(parser: Any, args: Sequence[str]) -> argparse.Namespace | None:
             if not exc.code:
                 return None
     lines = errors.getvalue().strip().splitlines()
-    raise InputError(lines[-1].replace(": error: ", ": ", 1) if lines else "lm-eval: bad arguments")
+    message = lines[-1].replace(": error: ", ": ", 1) if lines else "lm-eval: bad arguments"
+    raise InputError(secrets.redact_text(message))
 
 
 def _is_ours(model: str | None) -> bool:
@@ -129,18 +138,26 @@ def _is_ours(model: str | None) -> bool:
 def _private_model_args(
     model_args: dict[str, Any], model: str | None, seed: list[int | None] | None
 ) -> dict[str, Any]:
-    """Model arguments lm-eval may see (and write); secrets of our backends are stashed."""
+    """Model arguments lm-eval may see (and write); secrets of our backends are stashed.
+
+    Secret values and URL credentials are stashed for every backend: our backends read them
+    from the stash, and everything printed and written is scrubbed of them.
+    """
     public, secret = secrets.split_secrets(model_args)
-    secrets.stash(secret)  # values are also scrubbed from outputs after the run
+    public, credentials = secrets.url_credentials(public)
+    secrets.stash({**secret, **credentials})
     if not _is_ours(model):
-        if secret:
+        if secret or credentials:
             print(
-                f"failtrace: warning: model {model!r} receives {', '.join(sorted(secret))} "
-                "as model arguments; lm-eval prints them (outputs are scrubbed afterwards). "
-                "Prefer environment variables.",
+                f"failtrace: warning: model {model!r} receives "
+                f"{', '.join(sorted({*secret, *credentials}))} as model arguments; lm-eval sees "
+                "their secrets (failtrace scrubs them from what it prints and writes). Prefer "
+                "environment variables.",
                 file=sys.stderr,
             )
         return dict(model_args)
+    known = backends.model_args(model)  # a misspelt name is refused before lm-eval prints it
+    reject_unknown_args(str(model), {k: v for k, v in model_args.items() if k not in known}, known)
     if "seed" not in public and seed and seed[0] is not None:
         public["seed"] = seed[0]
     return public
@@ -189,15 +206,15 @@ def _execute(parser: Any, parsed: argparse.Namespace, output_path: str | None) -
     start_ns = time.time_ns()
     sidecars: list[Path] = []
     try:
-        parser.execute(parsed)
-        if output_path:
-            after = samples_files(output_path)
-            sidecars = write_sidecars([p for p, mtime in after.items() if before.get(p) != mtime])
+        with secrets.redacted_output():
+            parser.execute(parsed)
+            if output_path:
+                after = samples_files(output_path)
+                changed = [p for p, mtime in after.items() if before.get(p) != mtime]
+                sidecars = write_sidecars(changed)
     finally:
         if output_path:
-            secrets.redact_files(
-                _written_since(output_path, start_ns), secrets.known_secret_values()
-            )
+            secrets.redact_files(_written_since(output_path, start_ns), secrets.secret_values())
     return EvalResult(Path(output_path) if output_path else None, tuple(sidecars))
 
 

@@ -14,14 +14,16 @@ lm-eval.
 from __future__ import annotations
 
 import difflib
-import os
-import tempfile
+import functools
+import math
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from lm_failtrace.errors import InputError
+from lm_failtrace.outputs import atomic_output, check_outputs
 
 #: Filter steps that select or merge repeats; the variant scores every repeat instead.
 _REPEAT_STEPS = ("take_first", "take_first_k", "majority_vote")
@@ -29,6 +31,8 @@ _REPEAT_STEPS = ("take_first", "take_first_k", "majority_vote")
 _METRIC_META_KEYS = ("metric", "aggregation", "higher_is_better", "hf_evaluate")
 #: lm-eval's default ``max_gen_toks`` for generation, written out when the base task states none.
 DEFAULT_MAX_GEN_TOKS = 256
+#: A task name: what lm-eval's ``--tasks`` takes and a file name can hold, never a path.
+TASK_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 class FunctionRef(str):
@@ -48,6 +52,38 @@ def _ours(name: str) -> FunctionRef:
     return FunctionRef(f"lm_failtrace.record.tasks.{name}")
 
 
+@functools.lru_cache(maxsize=1)
+def builtin_tasks() -> Any:
+    """lm-eval's index of its built-in tasks (built once per process: it takes seconds)."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager()
+
+
+def check_task_name(name: str) -> str:
+    """``name`` if it is a task name (letters, digits, ``_``, ``-``, ``.``); never a path."""
+    if not TASK_NAME.fullmatch(name):
+        raise InputError(
+            f"{name!r} is not a task name: use letters, digits, '_', '-' and '.', starting with "
+            "a letter, digit or '_' (the file is <name>.yaml in `out_dir`)",
+            parameter="name",
+        )
+    return name
+
+
+def _check_not_taken(name: str, manager: Any) -> None:
+    """Refuse a name lm-eval or failtrace already gives a task, group or tag."""
+    from lm_failtrace.record.tasks import tasks_dir
+
+    ours = {path.stem for path in tasks_dir().glob("*/*.yaml")}
+    if name in manager.task_index or name in ours:
+        raise InputError(
+            f"{name!r} is already a task of {'failtrace' if name in ours else 'lm-eval'}: the "
+            "variant would shadow it. Choose another `name`, or pass `force` to write it anyway",
+            parameter="name",
+        )
+
+
 def find_base_task(name: str, task_manager: Any = None) -> tuple[Path, dict[str, Any]]:
     """The YAML path and raw merged config (``!function`` values as absolute paths) of a task.
 
@@ -55,11 +91,10 @@ def find_base_task(name: str, task_manager: Any = None) -> tuple[Path, dict[str,
         name: an lm-eval task name.
         task_manager: an ``lm_eval.tasks.TaskManager`` (default: built-in tasks only).
     """
-    from lm_eval.tasks import TaskManager
     from lm_eval.tasks._index import Kind
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    manager = task_manager if task_manager is not None else TaskManager()
+    manager = task_manager if task_manager is not None else builtin_tasks()
     entry = manager.task_index.get(name)
     if entry is None:
         close = difflib.get_close_matches(name, manager.all_tasks, n=5, cutoff=0.6)
@@ -194,6 +229,18 @@ def _check_loads(path: Path) -> None:
     TaskConfig(**config)
 
 
+def _check_settings(repeats: int, temperature: float, max_gen_toks: int | None) -> None:
+    """Generation settings are finite numbers in range (NaN would pass every comparison)."""
+    if repeats < 1:
+        raise InputError("repeats must be at least 1", parameter="repeats")
+    if not math.isfinite(temperature) or temperature < 0:
+        raise InputError(
+            f"temperature must be a finite number >= 0, got {temperature}", parameter="temperature"
+        )
+    if max_gen_toks is not None and max_gen_toks < 1:
+        raise InputError("max_gen_toks must be at least 1", parameter="max_gen_toks")
+
+
 def write_variant(
     base: str,
     out_dir: str | Path,
@@ -204,19 +251,32 @@ def write_variant(
     max_gen_toks: int | None = None,
     id_field: str | None = None,
     task_manager: Any = None,
+    force: bool = False,
 ) -> Path:
     """Write ``<out_dir>/<name>.yaml`` (default name ``<base>_failtrace``); returns its path.
 
-    The file appears only once it parses as an lm-eval task config (no half-written output).
+    The file appears only once it parses as an lm-eval task config (no half-written output); an
+    existing file of that name is replaced only then.
+
+    Args:
+        force: write a ``name`` that lm-eval (or failtrace) already gives a task, shadowing it.
+
+    Raises:
+        InputError: a setting out of range or not finite; ``name`` is not a task name (it is
+            never a path) or, without ``force``, an existing task's; the output would go inside
+            the base task's own folder; the base task cannot be varied faithfully.
     """
-    if repeats < 1:
-        raise InputError("repeats must be at least 1", parameter="repeats")
-    if temperature < 0:
-        raise InputError("temperature must be >= 0", parameter="temperature")
-    if max_gen_toks is not None and max_gen_toks < 1:
-        raise InputError("max_gen_toks must be at least 1", parameter="max_gen_toks")
-    name = name or f"{base}_failtrace"
-    yaml_path, raw = find_base_task(base, task_manager)
+    _check_settings(repeats, temperature, max_gen_toks)
+    if name is not None:
+        check_task_name(name)
+        check_outputs([("out_dir", Path(out_dir) / f"{name}.yaml")], [])
+    manager = task_manager if task_manager is not None else builtin_tasks()
+    yaml_path, raw = find_base_task(base, manager)
+    name = check_task_name(name or f"{base}_failtrace")
+    if not force:
+        _check_not_taken(name, manager)
+    target = Path(out_dir) / f"{name}.yaml"
+    check_outputs([("out_dir", target)], [yaml_path.parent])
     document = variant_config(
         base,
         yaml_path,
@@ -227,22 +287,14 @@ def write_variant(
         max_gen_toks=max_gen_toks,
         id_field=id_field,
     )
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / f"{name}.yaml"
     header = (
         f"# failtrace variant of lm-eval task {base!r}, written by `failtrace make-task`.\n"
         "# Same data, prompt, filters and exact_match scoring as the included base task; every\n"
         "# repeat is scored and recorded (pass@k, maj@N, outcome features, failtrace_rollouts).\n"
     )
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".yaml", dir=out_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with atomic_output(target, parameter="out_dir") as tmp:
+        with tmp.open("w", encoding="utf-8") as fh:
             fh.write(header)
             yaml.dump(document, fh, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
-        _check_loads(Path(tmp))
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _check_loads(tmp)
     return target

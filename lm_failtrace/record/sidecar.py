@@ -14,11 +14,11 @@ into place, so a failed run never leaves a half-written side-car.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from lm_failtrace.outputs import atomic_output
 from lm_failtrace.rollouts import SAMPLES_KEY, discover, sidecar_path
 
 #: Side-car columns, in order. Unknown values are ``null``.
@@ -36,6 +36,7 @@ SIDECAR_COLUMNS: tuple[str, ...] = (
 )
 #: Per-rollout logit aggregates (docs/method.md section 2), written when a backend recorded them.
 LOGIT_COLUMNS: tuple[str, ...] = ("spread", "concentration", "logit_dispersion")
+
 
 def _is_failtrace_log(samples: Path) -> bool:
     """Whether the log's first line lists rollouts (stock lm-eval tasks do not)."""
@@ -60,20 +61,15 @@ def write_sidecar(samples: Path) -> tuple[Path, int] | None:
         return None
     (source,) = discover(samples)
     target = sidecar_path(samples)
-    tmp = target.with_name(f".{target.name}.tmp")
     count = 0
-    try:
-        with tmp.open("w", encoding="utf-8") as out:
-            for record in source:
-                row = {key: record.get(key) for key in SIDECAR_COLUMNS}
-                row["model"] = record.get("model") or source.model
-                row["task"] = record.get("task") or source.task
-                row.update({k: record[k] for k in LOGIT_COLUMNS if record.get(k) is not None})
-                out.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
-                count += 1
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_output(target) as tmp, tmp.open("w", encoding="utf-8") as out:
+        for record in source:
+            row = {key: record.get(key) for key in SIDECAR_COLUMNS}
+            row["model"] = record.get("model") or source.model
+            row["task"] = record.get("task") or source.task
+            row.update({k: record[k] for k in LOGIT_COLUMNS if record.get(k) is not None})
+            out.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
+            count += 1
     return target, count
 
 

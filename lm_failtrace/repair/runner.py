@@ -15,6 +15,7 @@ settings is refused rather than mixed in.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -26,7 +27,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from lm_failtrace.errors import InputError
-from lm_failtrace.profiles import ProfileSchema, write_profiles
+from lm_failtrace.outputs import check_outputs
+from lm_failtrace.profiles import ProfileSchema, check_table_path, write_profiles
 from lm_failtrace.profiles.build import build_profiles
 from lm_failtrace.record.backends.seeds import DEFAULT_BASE_SEED
 from lm_failtrace.repair.generators import AttemptGenerator, attempt_generator
@@ -103,12 +105,12 @@ def _unit_docs(run: Run, units: set[str]) -> Iterator[UnitDoc]:
     if path is None:
         raise InputError(f"repair needs the samples log of task {run.task!r}", path=run.folder)
     seen_filter: str | None = None
-    with path.open(encoding="utf-8") as fh:
+    with path.open("rb") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                sample = json.loads(line)
+                sample = json.loads(line.decode("utf-8"))
                 seen_filter = seen_filter or sample["filter"]
                 if sample["filter"] != seen_filter:
                     continue  # lm-eval logs each doc once per filter; the first one records
@@ -176,33 +178,103 @@ def repair_unit(
     return out
 
 
-class Checkpoint:
-    """Append-only per-unit results; the first line holds the settings they were made with."""
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
-    def __init__(self, path: Path, header: Mapping[str, Any]) -> None:
+
+class Checkpoint:
+    """Append-only per-unit results; the first line holds the settings they were made with.
+
+    Nothing is written before the first result (a run that fails early leaves no file). Each line
+    is appended whole (one write, flushed and synced) and ends with a newline, so a last line
+    without one is an append that a kill interrupted: it is dropped and its unit redone. A
+    complete line that does not parse means the file was damaged or edited; it is an error
+    naming the line (guessing would mix wrong rates into the table), and ``restart`` discards the
+    checkpoint.
+
+    Args:
+        path: the checkpoint file (``<output>.partial.jsonl``).
+        header: the settings and input of this repair (the first line must equal it).
+        operators: the operators whose rates (and ``<operator>_tokens``) every result holds.
+    """
+
+    def __init__(self, path: Path, header: Mapping[str, Any], operators: Sequence[str]) -> None:
         self.path = path
         self.header = json.loads(json.dumps(header))
+        self.operators = tuple(operators)
         self.done: dict[tuple[str, str], dict[str, float]] = {}
-        if path.is_file() and path.stat().st_size:
-            with path.open(encoding="utf-8") as fh:
-                lines = [json.loads(line) for line in fh if line.strip().endswith("}")]
-            if lines and lines[0] != self.header:
+        self._has_header = False
+        if path.is_file():
+            self._load()
+
+    def _load(self) -> None:
+        complete = 0  # bytes of complete lines
+        with self.path.open("rb") as fh:
+            for number, raw in enumerate(fh, start=1):
+                if not raw.endswith(b"\n"):
+                    break  # an interrupted append: dropped below, its unit redone
+                complete += len(raw)
+                if raw.strip():
+                    self._take(number, raw)
+        if complete < self.path.stat().st_size:
+            os.truncate(self.path, complete)
+
+    def _damaged(self, number: int, what: str) -> InputError:
+        return InputError(
+            f"damaged checkpoint line ({what}): pass `restart` to discard the checkpoint and "
+            "start over",
+            path=self.path,
+            line=number,
+        )
+
+    def _take(self, number: int, raw: bytes) -> None:
+        """Read one complete line: the settings first, then one unit's result per line."""
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+        except ValueError as exc:  # UnicodeDecodeError included
+            raise self._damaged(number, f"not a JSON line: {exc}") from None
+        if not self._has_header:
+            if doc != self.header:
                 raise InputError(
-                    "a checkpoint from a repair with other settings or input is here; delete it "
-                    "to start over",
-                    path=path,
+                    "a checkpoint from a repair with other settings or input is here: rerun "
+                    "with the same settings to resume, or pass `restart` to discard it",
+                    path=self.path,
                 )
-            for row in lines[1:]:
-                self.done[(row["task"], row["problem_id"])] = row["result"]
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(self.header) + "\n", encoding="utf-8")
+            self._has_header = True
+            return
+        if not (
+            isinstance(doc, dict)
+            and isinstance(doc.get("task"), str)
+            and isinstance(doc.get("problem_id"), str)
+            and isinstance(doc.get("result"), dict)
+        ):
+            raise self._damaged(number, "expected an object with task, problem_id and result")
+        problem = self._check_result(doc["result"])
+        if problem:
+            raise self._damaged(number, problem)
+        self.done[(doc["task"], doc["problem_id"])] = doc["result"]
+
+    def _check_result(self, result: dict[str, Any]) -> str | None:
+        """What is wrong with a unit's result, or None: each rate in [0, 1], tokens >= 0."""
+        for op in self.operators:
+            rate, tokens = result.get(op), result.get(f"{op}_tokens")
+            if not (_is_number(rate) and 0 <= rate <= 1):
+                return f"{op} is {rate!r}"
+            if not (_is_number(tokens) and (math.isnan(tokens) or tokens >= 0)):
+                return f"{op}_tokens is {tokens!r}"
+        return None
 
     def add(self, task: str, problem_id: str, result: dict[str, float]) -> None:
+        """Append one unit's result (with the settings line first, when the file has none)."""
+        text = json.dumps({"task": task, "problem_id": problem_id, "result": result}) + "\n"
+        if not self._has_header:
+            text = json.dumps(self.header) + "\n" + text
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"task": task, "problem_id": problem_id, "result": result}) + "\n")
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        self._has_header = True
         self.done[(task, problem_id)] = result
 
 
@@ -214,6 +286,7 @@ def repair_run(
     model_args: Mapping[str, Any] | None = None,
     include_path: Sequence[str | Path] = (),
     progress: bool = False,
+    restart: bool = False,
 ) -> pd.DataFrame:
     """Repair every failure unit of the newest run of each task under ``run_dir``.
 
@@ -225,15 +298,24 @@ def repair_run(
         include_path: folders of task YAMLs besides the bundled ones.
         progress: draw one progress bar on stderr (units done, rate, time remaining); units
             resumed from a checkpoint count as done.
+        restart: discard the checkpoint ``<output>.partial.jsonl`` instead of resuming from it.
 
     Returns:
         The written table.
+
+    Raises:
+        InputError: bad settings; an output that is, or lies inside, the run folder (checked
+            before anything is read); a damaged checkpoint or one made with other settings;
+            a run that cannot be repaired (named by file and line).
     """
     from lm_failtrace.record.tasks import TaskScorer
 
     config = config or RepairConfig()
     config.check()
     output = Path(output)
+    partial = output.with_name(output.name + ".partial.jsonl")
+    check_outputs([("output", output), ("output", partial)], [run_dir])
+    check_table_path(output)
     built = build_profiles(run_dir)
     table = built.frame
     if table["model"].nunique() > 1:
@@ -243,9 +325,12 @@ def repair_run(
             path=run_dir,
         )
     runs = find_runs(run_dir)
+    if restart:
+        partial.unlink(missing_ok=True)
     checkpoint = Checkpoint(
-        output.with_name(output.name + ".partial.jsonl"),
+        partial,
         {"config": asdict(config), "runs": sorted(str(r.files.get("samples")) for r in runs)},
+        config.operators,
     )
     results: dict[tuple[str, str], dict[str, float]] = dict(checkpoint.done)
     bar = tqdm(
@@ -285,5 +370,5 @@ def repair_run(
     out = pd.concat([table.reset_index(drop=True), extra], axis=1)
     # The table declares what was measured: the run's features and exactly these operators.
     write_profiles(out, output, ProfileSchema(built.schema.features, config.operators))
-    checkpoint.path.unlink()
+    partial.unlink(missing_ok=True)
     return out

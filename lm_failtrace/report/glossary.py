@@ -43,10 +43,12 @@ POLICIES: dict[str, str] = {
         "only (on all units once deployed)."
     ),
     "retry": "Always retry: what more sampling alone achieves.",
+    "skip": "Opt-in: never repair (no tokens, no rescue): the zero point of the frontier.",
     "ridge_router": (
         "Ours: one ridge regression per operator predicts its rescue from the features; the unit "
         "goes to the best prediction, and stays with the best fixed operator unless the predicted "
-        "gain is at least 0.02."
+        "gain is at least 0.02. With token counts it routes on predicted rescue minus a weight "
+        "on tokens, set on the training folds to meet the token budget, and may skip a unit."
     ),
     "gbm_router": (
         "Opt-in: like ridge_router, with gradient-boosted trees (one per operator) predicting "
@@ -96,6 +98,20 @@ TERMS: dict[str, str] = {
         "Mean rescue of a policy on units it was not fitted on (repeated K-fold cross-fitting)."
     ),
     "tokens per rescue": "Generated tokens spent per rescued trial: the cost of one fix.",
+    "held-out tokens per failure unit": (
+        "Mean, over held-out units, of the tokens one trial of the operator a policy chose "
+        "generates (0 for skip): what the policy spends per failure."
+    ),
+    "token budget": (
+        "The spend policies are compared at, a multiple of always-retry's mean tokens "
+        "(--token-budget, default 1). A policy whose paired per-unit overspend has an interval "
+        "above 0 is over it and not selected."
+    ),
+    "skip": "Repair nothing: spend no tokens, rescue nothing (a router's choice at a budget).",
+    "frontier": (
+        "The policies no other beats on held-out rescue for no more held-out tokens, cheapest "
+        "first."
+    ),
 }
 
 

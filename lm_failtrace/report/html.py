@@ -84,6 +84,7 @@ class _Section(NamedTuple):
     figures: dict[str, list[_Figure]]
     routing_note: str
     policies: _Table
+    budget_note: str
     problems: _Table | None
     problems_note: str
     cells: _Table | None  # pooled only: cells by held-out rescue
@@ -267,6 +268,23 @@ def _cost(section: Mapping[str, Any], selected: str) -> str:
     return text
 
 
+def _budget_fact(section: Mapping[str, Any], selected: str, confidence: float) -> str:
+    """``1x always-retry (248 tokens per failure unit); the selected policy spends ...``."""
+    budget = section.get("budget") or {}
+    if not budget.get("applied"):
+        return f"not applied ({budget.get('note', _NO_TOKENS)})"
+    row = _honest_row(section, selected)
+    text = (
+        f"{budget['token_budget']:g}x always-retry ({_tokens(budget.get('budget_tokens'))} "
+        "tokens per failure unit)"
+    )
+    if row.get("tokens"):
+        spent = _with_ci(row["tokens"], confidence, _tokens)
+        status = _STATUS.get(row.get("budget_status"), "")
+        text += f"; {selected} spends {spent} per failure unit held out: {status}"
+    return text
+
+
 def _facts(
     section: Mapping[str, Any], config: Mapping[str, Any], best: str | None
 ) -> tuple[list[tuple[str, str]], str]:
@@ -288,6 +306,7 @@ def _facts(
     if runner is not None and runner.get("versus") not in ("retry", "best_fixed"):
         facts.append((f"Gain over the runner-up ({runner['versus']})", _pp_ci(runner, confidence)))
     facts.append(("Tokens per rescue", _cost(section, name)))
+    facts.append(("Token budget", _budget_fact(section, name, confidence)))
     oracle = _honest_row(section, "oracle")
     if oracle:
         facts.append(("Ceiling (oracle, not deployable)", _pct_ci(oracle, confidence)))
@@ -329,9 +348,7 @@ def _verdicts(section: Mapping[str, Any], name: str, sentences: list[str]) -> li
 # --- operators and policies --------------------------------------------------------------------
 
 
-def _operators(
-    profiles: pd.DataFrame, config: Mapping[str, Any]
-) -> tuple[_Table, str | None, str]:
+def _operators(profiles: pd.DataFrame, config: Mapping[str, Any]) -> tuple[_Table, str | None, str]:
     """Each operator's rescue and cost; the best operator; a note on what the table lacks."""
     confidence = config.get("confidence", summary.DEFAULT_CONFIDENCE)
     operators = list(config.get("operators") or ())
@@ -356,25 +373,77 @@ def _operators(
     return table, best, note
 
 
+#: How a policy's budget status reads in the policies table.
+_STATUS = {
+    "within": "within",
+    "at_budget": "at the budget (not distinguishable)",
+    "over": "over: not eligible",
+}
+
+
+def _spend_cells(row: Mapping[str, Any], confidence: float) -> list[_Cell]:
+    """Held-out tokens per failure unit (interval), x always-retry, and the budget status."""
+    tokens = row.get("tokens") or {}
+    ratio = row.get("spend_vs_retry")
+    return [
+        _num(_with_ci(tokens, confidence, _tokens)),
+        _num(format_number(None) if ratio is None else f"{ratio:.2f}x"),
+        _Cell(_STATUS.get(row.get("budget_status"), format_number(None)), False),
+    ]
+
+
 def _policies(section: Mapping[str, Any], config: Mapping[str, Any]) -> _Table:
-    """Every policy on both populations, held out, with tokens per rescue."""
+    """Every policy on both populations, held out, with its spend and tokens per rescue."""
     confidence = config.get("confidence", summary.DEFAULT_CONFIDENCE)
     honest = section.get("honest") or {}
     pops = [p for p in ("all_failures", "steerable_hard") if isinstance(honest.get(p), Mapping)]
-    pops += [p for p in honest if p not in pops and isinstance(honest[p], Mapping)]
+    pops += [
+        p for p in honest if p not in pops and p != "n_repeats" and isinstance(honest[p], Mapping)
+    ]  # populations; n_repeats is how many repeats each had
     names = list(dict.fromkeys(n for p in pops for n in honest[p] if n != "skipped"))
     selected = (section.get("selection") or {}).get("selected")
+    everyone = honest.get("all_failures") or {}
+    costs = any(isinstance(r, Mapping) and "tokens" in r for r in everyone.values())
     rows = []
     for name in names:
         cells = [_num(_policy_cell(honest[p], name, confidence)) for p in pops]
-        cost = _tokens_per_rescue((honest.get("all_failures") or {}).get(name) or {})
+        row = everyone.get(name) or {}
+        cost = _tokens_per_rescue(row)
         label = f"{name} (selected)" if name == selected else name
-        rows.append([label, *cells, cost])
+        spend = _spend_cells(row, confidence) if costs else []
+        rows.append([label, *cells, *spend, cost])
     headers = ["policy", *(f"{p}: held-out rescue" for p in pops)]
+    if costs:
+        headers += [
+            f"all_failures: held-out tokens per failure unit ({_ci_label(confidence)})",
+            "x always-retry",
+            "token budget",
+        ]
     if any(row[-1] is not None for row in rows):
         shown = [[*r[:-1], _num(_tokens(r[-1]))] for r in rows]
         return _table([*headers, "tokens per rescue"], shown)
     return _table(headers, [r[:-1] for r in rows])
+
+
+def _budget_note(section: Mapping[str, Any]) -> str:
+    """What the token budget is in tokens, which policies are over it, the frontier."""
+    budget = section.get("budget") or {}
+    if not budget:
+        return ""
+    if not budget.get("applied"):
+        return f"Token budget not applied: {budget.get('note')}."
+    text = (
+        f"Token budget: {budget['token_budget']:g}x always-retry's mean tokens, "
+        f"{_tokens(budget.get('budget_tokens'))} generated tokens per failure unit. A policy is "
+        "over it when the interval of its paired per-unit overspend lies above 0; selection "
+        "passes over such policies."
+    )
+    if budget.get("frontier"):
+        text += (
+            " Rescue-versus-tokens frontier (no policy rescues more for no more tokens), "
+            f"cheapest first: {', '.join(budget['frontier'])}."
+        )
+    return text
 
 
 def _policy_cell(population: Mapping[str, Any], name: str, confidence: float) -> str:
@@ -509,6 +578,7 @@ def _section(
         figures=figures,
         routing_note=_routing_note(section, "routing_map" in figures, best),
         policies=_policies(section, config),
+        budget_note=_budget_note(section),
         problems=problems,
         problems_note=problems_note,
         cells=None,
@@ -555,9 +625,7 @@ def render_report(
     """
     config = analysis.get("config") or {}
     sentences = [str(v) for v in analysis.get("verdicts") or ()]
-    inputs = _Inputs(
-        config, list(figures), extra_columns, sample_size, random_state, sentences
-    )
+    inputs = _Inputs(config, list(figures), extra_columns, sample_size, random_state, sentences)
     sections = _sections(analysis, profiles, inputs)  # takes the sentences it shows
     script = sort_script()
     return (

@@ -12,8 +12,6 @@ from __future__ import annotations
 import io
 import itertools
 import math
-import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +21,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lm_failtrace.analysis import REGIMES, AnalysisConfig, make_policy, routing_map
+from lm_failtrace.analysis import (
+    REGIMES,
+    SKIP,
+    AnalysisConfig,
+    fit_policy,
+    make_policy,
+    routing_map,
+    token_matrix,
+)
+from lm_failtrace.outputs import write_atomic
 from lm_failtrace.profiles import ProfileTable
 from lm_failtrace.report.summary import OperatorSummary, operator_summaries
 
@@ -82,30 +89,17 @@ def _png(fig: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _save(png: bytes, path: Path) -> Path:
-    """Write atomically: a crash never leaves a truncated PNG behind."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(png)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; figures are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def _colours(names: Sequence[str]) -> dict[str, Any]:
-    """One stable colour per operator (its position among the configured operators)."""
+    """One stable colour per operator (its position among the configured operators); ``skip``
+    (no repair, a route of routers that weigh tokens) is light grey."""
     import matplotlib
 
     palette = matplotlib.colormaps["tab10"]
-    return {name: palette(i % 10) for i, name in enumerate(names)}
+    return {**{name: palette(i % 10) for i, name in enumerate(names)}, SKIP: "#bbbbbb"}
 
 
 # --- cost frontier -----------------------------------------------------------------------------
@@ -134,40 +128,60 @@ def _errors(rows: Sequence[OperatorSummary]) -> np.ndarray:
     return np.asarray(out, dtype=float).T * 100
 
 
-def _draw_policy(ax: Any, policy: Mapping[str, Any]) -> tuple[float, float, float]:
-    """The selected policy's held-out point (a star); returns its x, lowest and highest y."""
-    y = policy["mean"] * 100
-    low = policy["ci_low"] * 100 if policy.get("ci_low") is not None else y
-    high = policy["ci_high"] * 100 if policy.get("ci_high") is not None else y
-    ax.errorbar([policy["tokens"]], [y], yerr=[[y - low], [high - y]], fmt="none",
-                ecolor="black", lw=1, capsize=3)  # fmt: skip
-    ax.scatter([policy["tokens"]], [y], s=160, marker="*", color="gold", edgecolor="black",
-               zorder=4, label=f"selected: {policy['name']} (held out)")  # fmt: skip
-    return policy["tokens"], low, high
+#: Marker of each held-out policy on the frontier figure (the selected one is a gold star).
+_POLICY_MARKERS = ("D", "s", "^", "v", "P", "X", "h", "<", ">")
+
+
+def _draw_policies(
+    ax: Any, policies: Sequence[Mapping[str, Any]]
+) -> tuple[list[float], list[float]]:
+    """Each policy's held-out point with intervals on both axes; returns the x and y extents."""
+    xs, ys = [], []
+    for i, policy in enumerate(policies):
+        x, y = policy["tokens"], policy["mean"] * 100
+        x_low, x_high = policy.get("tokens_low"), policy.get("tokens_high")
+        low = policy["ci_low"] * 100 if policy.get("ci_low") is not None else y
+        high = policy["ci_high"] * 100 if policy.get("ci_high") is not None else y
+        xerr = [[x - x_low], [x_high - x]] if x_low is not None and x_high is not None else None
+        ax.errorbar([x], [y], yerr=[[y - low], [high - y]], xerr=xerr, fmt="none",
+                    ecolor="black", lw=0.8, capsize=2, zorder=3)  # fmt: skip
+        if policy.get("selected"):
+            ax.scatter([x], [y], s=170, marker="*", color="gold", edgecolor="black", zorder=5,
+                       label=f"selected: {policy['name']} (held out)")  # fmt: skip
+        else:
+            ax.scatter([x], [y], s=40, marker=_POLICY_MARKERS[i % len(_POLICY_MARKERS)],
+                       color="white", edgecolor="black", zorder=4,
+                       label=f"{policy['name']} (held out)")  # fmt: skip
+        xs += [x, x_high if x_high is not None else x]
+        ys += [low, high]
+    return xs, ys
 
 
 def _draw_frontier(
-    ax: Any, rows: Sequence[OperatorSummary], colours: Mapping, policy: Mapping | None
-) -> None:
+    ax: Any, rows: Sequence[OperatorSummary], colours: Mapping,
+    policies: Sequence[Mapping[str, Any]], budget: float | None,
+) -> None:  # fmt: skip
     x = [r.tokens_per_trial for r in rows]
     y = [r.rescue["mean"] * 100 for r in rows]
     front = _frontier_points(rows)
     ax.plot(
         [r.tokens_per_trial for r in front],
         [r.rescue["mean"] * 100 for r in front],
-        color="#999999", lw=1, ls="--", zorder=1, label="cost frontier",
+        color="#999999", lw=1, ls="--", zorder=1, label="operators' cost frontier",
     )  # fmt: skip
     errors = _errors(rows)
     ax.errorbar(x, y, yerr=errors, fmt="none", ecolor="#555555", lw=1, capsize=3)
     for row, xi, yi in zip(rows, x, y, strict=True):
         ax.scatter([xi], [yi], s=50, color=colours[row.operator], zorder=3, edgecolor="black",
                    label=row.operator)  # fmt: skip
-    low, high = min(np.subtract(y, errors[0])), max(np.add(y, errors[1]))
-    if policy is not None:
-        px, plow, phigh = _draw_policy(ax, policy)
-        x, low, high = [*x, px], min(low, plow), max(high, phigh)
+    px, py = _draw_policies(ax, policies)
+    if budget is not None:
+        ax.axvline(budget, color="#CC79A7", lw=1.2, ls=":", label="token budget")
+        px.append(budget)
+    x, y = [*x, *px], [*np.subtract(y, errors[0]), *np.add(y, errors[1]), *py]
     ax.set_xlabel("generated tokens per trial (mean over units)")
     ax.set_xlim(left=0, right=max(x) * 1.1 if max(x) > 0 else 1)
+    low, high = min(y), max(y)
     pad = max(2.0, (high - low) * 0.15)
     ax.set_ylim(max(0.0, low - pad), min(100.0, high + pad))
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
@@ -196,12 +210,17 @@ def _frontier(
 ) -> Figure | None:  # fmt: skip
     """The frontier figure of one section, titled for what it can show."""
     if has_costs(rows):
-        title = "Rescue rate against cost, per operator"
-        caption = f"Rescue rate of each operator against the tokens one trial generates, {where}"
+        title = "Rescue rate against cost: operators, and policies held out"
+        caption = (
+            f"Rescue rate against the tokens one trial generates, {where}: each operator over "
+            "every unit it was assayed on, and each policy on held-out units (intervals on both "
+            "axes), with the token budget"
+        )
     else:
         title = "Rescue rate per operator (no token counts)"
         caption = f"Rescue rate of each operator, {where} (no token counts: costs unknown)"
-    png = frontier_figure(rows, operators, title, selected_point(section))
+    budget = (section.get("budget") or {}).get("budget_tokens")
+    png = frontier_figure(rows, operators, title, policy_points(section), budget)
     return None if png is None else Figure(name, caption, png, "frontier", cell)
 
 
@@ -209,23 +228,25 @@ def frontier_figure(
     rows: Sequence[OperatorSummary],
     operators: Sequence[str],
     title: str,
-    policy: Mapping[str, Any] | None = None,
+    policies: Sequence[Mapping[str, Any]] = (),
+    budget: float | None = None,
 ) -> bytes | None:
     """Rescue rate against tokens per trial, one point per operator (None: nothing to draw).
 
-    ``policy`` (``name``, ``mean``, ``ci_low``, ``ci_high``, ``tokens`` per trial): the selected
-    policy's held-out point, drawn as a star when token counts are known.
+    ``policies`` (:func:`policy_points`): each policy's held-out point (``name``, ``mean``,
+    ``ci_low``, ``ci_high``, ``tokens``, ``tokens_low``, ``tokens_high``, ``selected``), drawn
+    with ``budget`` (tokens per failure unit, a vertical line) when token counts are known.
     """
     rows = [r for r in rows if r.rescue.get("mean") is not None]
     if not rows:
         return None
     colours = _colours(operators)
     costed = has_costs(rows)
-    size = (7.0, 4.0) if costed else (5.2, 0.45 * len(rows) + 1.4)
+    size = (7.6, 4.4) if costed else (5.2, 0.45 * len(rows) + 1.4)
     with _pyplot() as plt:
         fig, ax = plt.subplots(figsize=size, layout="constrained")
         if costed:
-            _draw_frontier(ax, rows, colours, policy)
+            _draw_frontier(ax, rows, colours, policies, budget)
             ax.set_ylabel("rescue rate, % of trials (95% CI)")
         else:
             _draw_rescue_only(ax, rows, colours)
@@ -236,14 +257,23 @@ def frontier_figure(
     return png
 
 
-def selected_point(section: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The selected policy's held-out rescue (with interval) and tokens per trial, or None."""
-    name = (section.get("selection") or {}).get("selected")
-    row = ((section.get("honest") or {}).get("all_failures") or {}).get(name) or {}
-    per_1k, mean = row.get("rescue_per_1k_tokens"), row.get("mean")
-    if not per_1k or mean is None:
-        return None
-    return {**row, "name": name, "tokens": mean / per_1k * 1000}
+def policy_points(section: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each policy's held-out rescue and tokens per failure unit, with intervals (all failure
+    units; the oracle included as the ceiling); empty without token counts."""
+    selected = (section.get("selection") or {}).get("selected")
+    rows = (section.get("honest") or {}).get("all_failures") or {}
+    out = []
+    for name, row in rows.items():
+        tokens = row.get("tokens") if isinstance(row, Mapping) else None
+        if not tokens or tokens.get("mean") is None or row.get("mean") is None:
+            continue
+        out.append({
+            "name": name, "mean": row["mean"], "ci_low": row.get("ci_low"),
+            "ci_high": row.get("ci_high"), "tokens": tokens["mean"],
+            "tokens_low": tokens.get("ci_low"), "tokens_high": tokens.get("ci_high"),
+            "selected": name == selected,
+        })  # fmt: skip
+    return out
 
 
 # --- features against regime -------------------------------------------------------------------
@@ -351,8 +381,10 @@ def _policy_routes(
     used = tuple(getattr(policy, "features", None) or ())
     if not used:
         return (), None
-    policy.fit(frame.loc[:, list(config.features)], frame.loc[:, list(config.operators)])
-    return used, np.asarray(policy.predict(frame.loc[:, list(config.features)]), dtype=object)
+    X = frame.loc[:, list(config.features)]
+    tokens = token_matrix(frame, config.operators)
+    fit_policy(policy, X, frame.loc[:, list(config.operators)], tokens)
+    return used, np.asarray(policy.predict(X), dtype=object)
 
 
 # --- regime mix --------------------------------------------------------------------------------
@@ -384,10 +416,10 @@ def save_figures(figures: Sequence[Figure], out_dir: str | Path) -> list[Path]:
     """Write each figure as ``out_dir/<name>`` (folder created if needed); return the paths.
 
     The same figures as report.html (:func:`report_figures`), for ``failtrace analyze --plot``.
+    Each is written atomically: a crash never leaves a truncated PNG behind.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    return [_save(figure.png, out / figure.name) for figure in figures]
+    return [write_atomic(out / figure.name, figure.png, parameter="plot") for figure in figures]
 
 
 # --- all figures of a report -------------------------------------------------------------------

@@ -55,13 +55,20 @@ def _difference(margin: dict) -> str:
 
 def _selection(sel: dict) -> str:
     """The selected policy and its margins, each comparison printed once."""
-    text = f"Selected policy: {sel['selected']} (held-out rescue {sel['mean']:.3f})"
+    budget = sel.get("budget") or {}
+    at = " at the token budget" if budget.get("applied") else ""
+    text = f"Selected policy{at}: {sel['selected']} (held-out rescue {sel['mean']:.3f})"
     shown = set()
     for key in ("margin_over_runner_up", "margin_over_best_fixed"):
         margin = sel.get(key)
         if margin is not None and margin["versus"] not in shown:
             shown.add(margin["versus"])
             text += "; " + _difference(margin)
+    excluded = budget.get("excluded_over_budget") or []
+    if excluded:
+        text += f"; not eligible, over the budget: {', '.join(excluded)}"
+    if budget.get("note"):
+        text += f" ({budget['note']})"
     return text
 
 
@@ -96,27 +103,69 @@ def _published(section: dict) -> str:
     return head + "\n" + text_table(["policy", "units routed to it", "mean rescue"], rows)
 
 
+#: How a policy's budget status reads in the honest table.
+_STATUS_WORDS = {"within": "within", "at_budget": "at (n.s.)", "over": "OVER"}
+
+
+def _spend(row: dict | None) -> list[object]:
+    """Held-out tokens per failure unit [interval], x always-retry, and the budget status."""
+    if not row or "tokens" not in row:
+        return ["n/a", None, ""]
+    tokens = row["tokens"]
+    text = "n/a" if tokens.get("mean") is None else f"{tokens['mean']:.1f}"
+    if tokens.get("ci_low") is not None:
+        text += f" [{tokens['ci_low']:.1f}, {tokens['ci_high']:.1f}]"
+    return [text, row.get("spend_vs_retry"), _STATUS_WORDS.get(row.get("budget_status"), "")]
+
+
 def _honest(section: dict, config: dict) -> str:
     honest = section["honest"]
     pops = [p for p in ("steerable_hard", "all_failures") if "skipped" not in honest[p]]
     if not pops:
         return "Honest protocol: too few units."
     policies = list(honest[pops[-1]])
-    tokens = any("rescue_per_1k_tokens" in honest[p][k] for p in pops for k in honest[p])
-    headers = ["policy", *pops] + ([f"{p} /1k tokens" for p in pops] if tokens else [])
+    everyone = honest.get("all_failures", {})
+    costs = any(isinstance(r, dict) and "tokens" in r for r in everyone.values())
+    headers = ["policy", *pops]
+    if costs:
+        headers += ["all_failures tokens/unit", "x retry", "budget"]
     rows = []
     for name in policies:
         row: list[object] = [name, *(_interval(honest[p].get(name)) for p in pops)]
-        if tokens:
-            row += [honest[p].get(name, {}).get("rescue_per_1k_tokens") for p in pops]
-        rows.append(row)
+        rows.append(row + (_spend(everyone.get(name)) if costs else []))
     head = (
-        f"Honest protocol ({config['n_repeats']}x{config['n_folds']} cross-fitting, held-out "
+        f"Honest protocol ({_repeats(honest, config)}x{config['n_folds']} cross-fitting, held-out "
         f"mean rescue [{round(config['confidence'] * 100)}% BCa bootstrap CI over units; none "
         "below 10 units])"
     )
     note = honest.get("note")
-    return head + ("\n  " + note if note else "") + "\n" + text_table(headers, rows)
+    budget = _budget(section.get("budget"))
+    text = head + ("\n  " + note if note else "") + "\n" + text_table(headers, rows)
+    return text + ("\n" + budget if budget else "")
+
+
+def _repeats(honest: dict, config: dict) -> str:
+    """Repeats done: the configured number, or fewer where cross-fitting stopped early."""
+    done = honest.get("n_repeats") or {}
+    counts = sorted({n for n in done.values() if n is not None})
+    return str(config["n_repeats"]) if not counts else "/".join(map(str, counts))
+
+
+def _budget(budget: dict | None) -> str:
+    """The token budget in tokens, the rescue-versus-tokens frontier and who is over budget."""
+    if not budget:
+        return ""
+    if not budget.get("applied"):
+        return f"Token budget: not applied ({budget.get('note')})"
+    text = (
+        f"Token budget: {budget['token_budget']:g} x always-retry = "
+        f"{budget['budget_tokens']:.1f} tokens per failure unit"
+    )
+    if budget.get("frontier"):
+        text += f"; frontier (cheapest first): {' -> '.join(budget['frontier'])}"
+    if budget.get("over_budget"):
+        text += f"; over the budget: {', '.join(budget['over_budget'])}"
+    return text
 
 
 def _accuracy(label: str, acc: dict) -> str:

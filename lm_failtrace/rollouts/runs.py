@@ -23,9 +23,11 @@ SAMPLES_KEY = "failtrace_rollouts"
 #: lm-eval's output files: ``<kind>_<task>_<timestamp>.<ext>``; the timestamp
 #: (``datetime.isoformat()`` with ``:`` replaced by ``-``) has no underscore, so the task is
 #: everything between the first and the last underscore.
-RUN_FILE = re.compile(
-    r"^(samples|rollouts)_(?P<task>.+)_(?P<ts>[^_]+)\.(?P<ext>jsonl|parquet|pq)$"
-)
+RUN_FILE = re.compile(r"^(samples|rollouts)_(?P<task>.+)_(?P<ts>[^_]+)\.(?P<ext>jsonl|parquet|pq)$")
+
+
+#: lm-eval's results file of one run: ``results_<timestamp>.json``.
+RESULTS_FILE = re.compile(r"^results_(?P<ts>[^_]+)\.json$")
 
 
 #: Model-argument keys lm-eval itself derives a model name from, in its order of preference.
@@ -97,6 +99,68 @@ def find_runs(path: str | Path, *, all_runs: bool = False) -> list[Run]:
             path=path,
         )
     return runs
+
+
+def results_files(path: str | Path) -> list[Path]:
+    """lm-eval's ``results_<timestamp>.json`` files in ``path`` or its ``<model_name>`` folders."""
+    path = Path(path)
+    if not path.is_dir():
+        return []
+    folders = [path, *sorted(d for d in path.iterdir() if d.is_dir())]
+    return [p for d in folders for p in sorted(d.iterdir()) if RESULTS_FILE.match(p.name)]
+
+
+def check_lm_eval_run(path: str | Path, parameter: str = "lm_eval_run") -> list[Path]:
+    """The results files of an lm-eval run folder; an :class:`InputError` if it is not one.
+
+    An lm-eval run folder (``--output_path DIR``, or one ``DIR/<model_name>``) holds at least one
+    ``results_<timestamp>.json``, each a JSON object with lm-eval's ``config`` and ``results``.
+    Any other folder would be read as a run without settings or pass@k, silently.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError("no such folder", path=path, parameter=parameter)
+    try:
+        found = results_files(path)
+    except OSError as exc:
+        message = f"cannot read the folder ({exc})"
+        raise InputError(message, path=path, parameter=parameter) from None
+    if not found:
+        raise InputError(
+            "not an lm-eval run folder: no results_<timestamp>.json in it or in its <model_name> "
+            "folders (lm-eval writes them under --output_path)",
+            path=path,
+            parameter=parameter,
+        )
+    for results in found:
+        try:
+            doc = json.loads(results.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"not lm-eval's results JSON: {exc}", path=results) from None
+        if not isinstance(doc, dict) or not {"config", "results"} <= doc.keys():
+            raise InputError(
+                "not lm-eval's results JSON (an object with 'config' and 'results')",
+                path=results,
+            )
+    return found
+
+
+def input_paths(path: str | Path) -> list[Path]:
+    """What reading ``path`` depends on: the path, and for a run file its results JSON.
+
+    A samples log or side-car is read with ``results_<timestamp>.json`` beside it (the model
+    name), so an output must not replace that file either.
+    """
+    path = Path(path)
+    match = RUN_FILE.match(path.name)
+    if match is None:
+        return [path]
+    return [path, path.with_name(f"results_{match['ts']}.json")]
+
+
+def is_run_file_name(name: str) -> bool:
+    """Whether a file of this name would be read as part of an lm-eval run (:func:`find_runs`)."""
+    return bool(RUN_FILE.match(name) or RESULTS_FILE.match(name))
 
 
 def _run_files(folder: Path) -> list[Path]:

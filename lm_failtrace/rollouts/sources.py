@@ -33,7 +33,6 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 PARQUET_BATCH_ROWS = 65_536
 
 
-
 @dataclass
 class Source:
     """One file to read, with the defaults its records fall back on.
@@ -82,7 +81,12 @@ class Source:
         Text mode, so ``json.loads`` gets ``str`` and skips its byte-encoding detection.
         """
         try:
-            with self.path.open(encoding="utf-8") as fh:
+            handle = self.path.open(encoding="utf-8")
+        except OSError as exc:
+            message = f"cannot read the file ({exc.strerror or exc})"
+            raise InputError(message, path=self.path) from None
+        try:
+            with handle as fh:
                 for number, raw in enumerate(fh, start=1):
                     self.position = number
                     try:
@@ -218,5 +222,3 @@ def _file_source(path: Path) -> Source:
     if match:
         return Source(path, "rollouts", run_model_name(path.parent, match["ts"]), match["task"])
     return Source(path, "rollouts")
-
-

@@ -82,21 +82,17 @@ class VersionProfiles:
 def _model_version(
     client: MlflowClient, name: str, version: str | None, alias: str | None, parameter: str
 ) -> ModelVersion:
-    from mlflow.exceptions import MlflowException
-
     if (version is None) == (alias is None):
         raise InputError("give a version or an alias (one of them)", parameter=parameter)
-    what = f"version {version}" if version is not None else f"alias {alias!r}"
-    try:
-        if version is not None:
-            return client.get_model_version(name, str(version))
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
-        if registry.is_missing(exc):
-            raise InputError(
-                f"registered model {name!r} has no {what}", parameter=parameter
-            ) from None
-        raise
+    if alias is not None:
+        model = registry.get_model(client, name)
+        version = model.aliases.get(alias) if model is not None else None
+        if version is None:
+            raise registry.not_found(client, name, alias=alias, parameter=parameter)
+    found = registry.get_version(client, name, str(version))
+    if found is None:
+        raise registry.not_found(client, name, version=str(version), parameter=parameter)
+    return found
 
 
 @contextlib.contextmanager

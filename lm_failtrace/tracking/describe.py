@@ -215,6 +215,22 @@ def _names(values: Sequence[str]) -> str:
     return ", ".join(f"`{v}`" for v in values) or "none"
 
 
+def budget_text(budget: Mapping[str, Any]) -> str:
+    """The router's token budget and cost weights, or why none applies."""
+    if not budget:
+        return "n/a"
+    if not budget.get("applied"):
+        return f"not applied ({budget.get('note', 'no token counts')})"
+    weights = {**(budget.get("lambda_per_task") or {}), "pooled": budget.get("lambda_pooled")}
+    shown = ", ".join(
+        f"`{task}` {'none' if lam is None else f'{lam:.4g}'}" for task, lam in weights.items()
+    )
+    text = f"{budget['token_budget']:g}x always-retry's mean generated tokens per failure unit"
+    if all(lam is None for lam in weights.values()):
+        return text + " (the selected policy weighs no cost)"
+    return f"{text}; cost weight lambda per fit: {shown}; it may output `skip` (no repair)"
+
+
 def router_version_description(
     router_params: Mapping[str, Any],
     analysis: Mapping[str, Any],
@@ -240,6 +256,7 @@ def router_version_description(
         f"- measured held-out gain over `{RETRY}`: {gain_text(selection or {}, RETRY)}",
         f"- measured held-out gain over the best fixed operator: "
         f"{gain_text(selection or {}, BEST_FIXED)}",
+        f"- token budget: {budget_text(router_params.get('budget') or {})}",
         f"- operators (outputs): {_names(router_params.get('operators') or ())}",
         f"- features (inputs): {_names(router_params.get('features') or ())}, and an optional "
         "`task` column",

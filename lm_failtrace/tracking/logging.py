@@ -6,20 +6,35 @@ per (model version, task) cell holding that cell's metrics and artifacts. Every 
 model version's LoggedModel as an input, and the headline metrics are also attached to that
 LoggedModel (``model_id=``), so they show on the model's page.
 
-Order (why it is all or nothing): analysis, router, figures and report are computed before any run
-exists; runs, metrics, datasets and artifacts are written next; the router is logged as a
-LoggedModel; only then is it registered as ``NAME-router`` (its link tags set in the same call,
-its description next) and, last, the model version's description (:mod:`.describe`) and link
-tags are set. Any failure marks every run of this attempt FAILED, deletes a router version it
-created, restores the model version's previous description and link tags and deletes the
-unregistered router LoggedModel, so no tag, description or version ever points at incomplete
-results.
+All or nothing, under kill -9 too. Everything is computed before a run exists, and every
+object a log attempt creates carries its attempt id (``failtrace.attempt``). The order:
+
+1. the claim on the model version (:mod:`.claims`; a new checkpoint is registered under a claim
+   on the checkpoint first), so identical logs run one after the other and the later ones find
+   the work done; then recovery (:mod:`.recovery`) finishes or undoes what an interrupted attempt
+   left on this version;
+2. the runs (params, metrics, datasets, artifacts, the router as a LoggedModel), ended FINISHED;
+3. the router version ``NAME-router/R``, created with its tags in one write (its run, input hash
+   and the model version it was fitted for, but not yet the source tags that claim it), then its
+   description;
+4. the commit: the model version's ``failtrace.router`` tag, one write;
+5. the rest of the link, which recovery can redo from the router version's tags: the model
+   version's ``failtrace.run_id`` and ``failtrace.input_hash``, the router version's source
+   tags; then the model version's description and the run's ``failtrace.router`` tag.
+
+A kill before 4 leaves an attempt that recovery rolls back (runs FAILED, router version deleted);
+a kill after it leaves a link that recovery completes, and a description that the same log, run
+again, writes. No model version ever links a router version that does not exist, and no router
+version claims a model version that does not link it. An error (not a kill) runs the same
+recovery at once. Metrics attached to the model's LoggedModel cannot be deleted; they name the
+run they came from.
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
+import uuid
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,8 +42,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lm_failtrace.analysis import AnalysisConfig
+from lm_failtrace.errors import InputError
 from lm_failtrace.profiles import ProfileData, cell_task, write_profiles
-from lm_failtrace.tracking import describe, registry
+from lm_failtrace.tracking import claims, describe, recovery, registry
 from lm_failtrace.tracking.inputs import LandscapeInput, code_version, content_hash, load_input
 from lm_failtrace.tracking.landscape import Landscape, compute_landscape
 from lm_failtrace.tracking.metrics import cell_metrics, flat_params, metric_name, pooled_metrics
@@ -172,15 +188,14 @@ def write_landscape(
     *,
     model_id: str | None,
     run_tags: Mapping[str, str],
-    started: list[str],
 ) -> dict[str, str]:
     """Log into the active run and one nested run per cell; returns cell -> run id.
 
     Each run gets params, metrics, the files of :func:`_write_files`, the profiles as the table
     artifact ``profiles.json`` and its cells' profile datasets as inputs (context
     ``evaluation``); the model's LoggedModel (``model_id``) is an input of every run and gets the
-    task-prefixed metrics, each cell's with its dataset. Run ids are appended to ``started`` as
-    soon as they exist, so a caller can mark them FAILED.
+    task-prefixed metrics, each cell's with its dataset. Every run carries ``run_tags`` (a log
+    attempt's tags, by which recovery finds the runs of an interrupted attempt).
     """
     import mlflow
     from mlflow.entities import LoggedModelInput
@@ -196,9 +211,7 @@ def write_landscape(
         with mlflow.start_run(
             run_name=cell, nested=True, tags={**run_tags, "failtrace.cell": cell}
         ):
-            run_id = mlflow.active_run().info.run_id
-            started.append(run_id)
-            runs[cell] = run_id
+            runs[cell] = mlflow.active_run().info.run_id
             mlflow.log_params({**params, "failtrace.task": cell_task(cell)})
             _log_cell_run(cell, landscape, metrics[cell], datasets[cell], models)
     mlflow.log_params(params)
@@ -219,134 +232,231 @@ def write_landscape(
     return runs
 
 
-@dataclass
-class _Attempt:
-    """What one log attempt created or changed so far, so that a failure can undo it."""
-
-    model: tuple[str, str]
-    router_name: str
-    runs: list[str] = field(default_factory=list)
-    router_version: str | None = None
-    router_model_id: str | None = None
-    #: the model version's link tags before this attempt changed them (None: not touched yet)
-    old_tags: dict[str, str | None] | None = None
-    #: the model version's description before this attempt replaced it
-    old_description: str | None = None
-    description_changed: bool = False
-
-
-def _undo_steps(client: MlflowClient, attempt: _Attempt) -> list[tuple[str, Callable[[], Any]]]:
-    model = attempt.model
-    steps: list[tuple[str, Callable[[], Any]]] = [
-        (f"mark run {r} FAILED", lambda r=r: client.set_terminated(r, "FAILED"))
-        for r in attempt.runs
-    ]
-    for key, value in (attempt.old_tags or {}).items():
-        if value is None:
-            steps.append(
-                (f"remove tag {key}", lambda k=key: client.delete_model_version_tag(*model, k))
-            )
-        else:
-            steps.append(
-                (
-                    f"restore tag {key}",
-                    lambda k=key, v=value: client.set_model_version_tag(*model, k, v),
-                )
-            )
-    if attempt.description_changed:
-        old = attempt.old_description
-        steps.append(
-            (
-                "restore the description",
-                lambda: client.update_model_version(*model, description=old),
-            )
-        )
-    return steps
-
-
-def _cleanup(client: MlflowClient, attempt: _Attempt) -> None:
-    """Undo a failed attempt as far as the store allows; each step is tried independently."""
-    steps = _undo_steps(client, attempt)
-    if attempt.router_version is not None:
-        steps.append(
-            (
-                f"delete {attempt.router_name} version {attempt.router_version}",
-                lambda: client.delete_model_version(attempt.router_name, attempt.router_version),
-            )
-        )
-    if attempt.router_model_id is not None:
-        steps.append(
-            (
-                f"delete router model {attempt.router_model_id}",
-                lambda: client.delete_logged_model(attempt.router_model_id),
-            )
-        )
-    for what, step in steps:
-        try:
-            step()
-        except Exception as exc:  # keep undoing the rest; the original error is re-raised
-            _stderr(f"cleanup: could not {what}: {exc}")
-
-
 def _register_router(
     client: MlflowClient,
     landscape: Landscape,
-    attempt: _Attempt,
+    model_id: str,
+    model: tuple[str, str],
     where: describe.Where,
-    run_tags: Mapping[str, str],
-) -> str:
-    """Log the router as a LoggedModel, register it and describe the version; its version."""
+    tags: Mapping[str, str],
+) -> ModelVersion:
+    """Register the router's LoggedModel as ``NAME-router`` and describe the version.
+
+    The version is created with its tags in one write; they say which model version it was
+    fitted for but do not claim it as its source yet (that comes after the commit).
+    """
     import mlflow
 
-    router_tags = {**run_tags, registry.TAG_RUN: where.run_id}
-    attempt.router_model_id = log_router(landscape.router, tags=router_tags)
-    registered = mlflow.register_model(
-        f"models:/{attempt.router_model_id}", attempt.router_name, tags=router_tags
-    )
-    attempt.router_version = str(registered.version)
+    rname = registry.router_name(model[0])
+    registered = mlflow.register_model(f"models:/{model_id}", rname, tags=dict(tags))
     description = describe.router_version_description(
         landscape.router or {},
         landscape.analysis,
-        model=attempt.model,
-        router=(attempt.router_name, attempt.router_version),
+        model=model,
+        router=(rname, str(registered.version)),
         where=where,
-        digest=run_tags[registry.TAG_HASH],
+        digest=tags[registry.TAG_HASH],
     )
-    client.update_model_version(
-        attempt.router_name, attempt.router_version, description=description
-    )
-    return attempt.router_version
+    client.update_model_version(rname, str(registered.version), description=description)
+    return client.get_model_version(rname, str(registered.version))
 
 
-def _link_model_version(
+def _alias_note(model_name: str, mv: ModelVersion) -> str | None:
+    """A warning for a linked version with aliases: its router alias does not move with it."""
+    aliases = sorted(getattr(mv, "aliases", None) or ())
+    if not aliases or not mv.tags.get(registry.TAG_ROUTER):
+        return None
+    commands = "; ".join(
+        f"failtrace promote --model-name {model_name} --version {mv.version} --alias {a}"
+        for a in aliases
+    )
+    return (
+        f"warning: {model_name} version {mv.version} has alias {', '.join(aliases)}: it now "
+        f"links a new router version, while {registry.router_name(model_name)}'s alias still "
+        f"names the old one (`failtrace status` reports it). To move the router alias too: "
+        f"{commands}"
+    )
+
+
+@dataclass
+class _Attempt:
+    """One log attempt: its id, where it logs, the model version, its input and settings."""
+
+    id: str
+    uri: str
+    model: tuple[str, str]
+    digest: str
+    inp: LandscapeInput
+    config: AnalysisConfig
+    model_id: str | None
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """Tags of every run of this attempt."""
+        return {
+            registry.TAG_HASH: self.digest,
+            registry.TAG_SOURCE_NAME: self.model[0],
+            registry.TAG_SOURCE_VERSION: self.model[1],
+            registry.TAG_ATTEMPT: self.id,
+        }
+
+    def describe_version(
+        self, client: MlflowClient, landscape: Landscape, where: describe.Where, router: str
+    ) -> None:
+        """Write the model version's description (after its link: it names the router)."""
+        name, version = self.model
+        description = describe.model_version_description(
+            landscape.analysis,
+            self.inp.pass_at_k,
+            model=self.model,
+            router=(registry.router_name(name), router),
+            where=where,
+            digest=self.digest,
+        )
+        client.update_model_version(name, version, description=description)
+
+
+def _write_attempt(
     client: MlflowClient,
-    mv: ModelVersion,
     attempt: _Attempt,
-    links: Mapping[str, str],
-    description: str,
-) -> None:
-    """The model version's description, then its link tags (the commit point), both undoable.
+    landscape: Landscape,
+    claim: claims.Claim,
+    say: Progress,
+) -> tuple[str, dict[str, str], ModelVersion]:
+    """Runs, router, commit, link (the module docstring's order); (run id, task runs, router)."""
+    import mlflow
 
-    An older ``failtrace.router_version`` link is removed: ``failtrace.router`` replaces it.
-    """
     name, version = attempt.model
-    attempt.old_description, attempt.description_changed = mv.description, True
-    client.update_model_version(name, version, description=description)
-    attempt.old_tags = {}
-    for key, value in links.items():
-        attempt.old_tags[key] = mv.tags.get(key)  # before the write: a failed write is undone too
-        client.set_model_version_tag(name, version, key, value)
-    legacy = mv.tags.get(registry.TAG_LEGACY_ROUTER_VERSION)
-    if legacy is not None:
-        attempt.old_tags[registry.TAG_LEGACY_ROUTER_VERSION] = legacy
-        client.delete_model_version_tag(name, version, registry.TAG_LEGACY_ROUTER_VERSION)
+    with mlflow.start_run(run_name=f"{name} v{version}", tags=attempt.tags) as run:
+        run_id = run.info.run_id
+        say(f"logging to run {run_id} in experiment {registry.experiment_name(name)}")
+        task_runs = write_landscape(
+            landscape, attempt.inp, attempt.config, model_id=attempt.model_id,
+            run_tags=attempt.tags,
+        )  # fmt: skip
+        router_tags = {
+            registry.TAG_ATTEMPT: attempt.id,
+            registry.TAG_RUN: run_id,
+            registry.TAG_HASH: attempt.digest,
+            registry.TAG_FOR_VERSION: version,
+        }
+        router_id = log_router(landscape.router, tags=router_tags)
+    where = describe.Where(attempt.uri, run.info.experiment_id, run_id)
+    rv = _register_router(client, landscape, router_id, attempt.model, where, router_tags)
+    if not claim.held():
+        raise RuntimeError(
+            f"another process took over the claim on {claim.key}; nothing was linked, and the "
+            "next failtrace log or status removes what this attempt wrote"
+        )
+    link = registry.router_link(name, str(rv.version))
+    client.set_model_version_tag(name, version, registry.TAG_ROUTER, link)  # the commit
+    for step in recovery.finish_link(client, name, client.get_model_version(name, version), rv):
+        step.act()
+    attempt.describe_version(client, landscape, where, str(rv.version))
+    client.set_tag(run_id, registry.TAG_ROUTER, link)
+    return run_id, task_runs, rv
+
+
+def _model_version(
+    client: MlflowClient,
+    name: str,
+    version: str | None,
+    checkpoint: str | None,
+    attempt: str,
+    say: Progress,
+) -> registry.ResolvedModel:
+    """The model version to log to; a checkpoint is registered under its claim (one version per
+    checkpoint however many identical logs run at once)."""
+    found = registry.find_model_version(client, name, version, checkpoint)
+    if found is not None:
+        return registry.ResolvedModel(found, created=False)
+    with claims.claimed(client, f"{name} checkpoint {checkpoint}", name, attempt, say):
+        return registry.resolve_model_version(client, name, version, checkpoint, attempt)
+
+
+def _check_request(
+    model_name: str, model_version: str | int | None, checkpoint: str | None
+) -> str | None:
+    """The checks that need no store, made before anything (``mlflow.db`` too) is created;
+    returns the version as text."""
+    registry.check_model_name(model_name)
+    if model_version is not None and not str(model_version).isdigit():
+        raise InputError(
+            f"a model version is a number, not {model_version!r}", parameter="model_version"
+        )
+    if model_version is None and not checkpoint:
+        raise InputError(
+            "give `model_version` (an existing version) or `checkpoint` (to register one)",
+            parameter="model_version",
+        )
+    return None if model_version is None else str(model_version)
+
+
+def _log_claimed(
+    client: MlflowClient,
+    attempt: _Attempt,
+    experiment_id: str,
+    result: LogResult,
+    claim: claims.Claim,
+    say: Progress,
+) -> LogResult:
+    """Everything after the claim on the model version is ours: recover, skip or log."""
+    name, version = attempt.model
+    for note in recovery.recover(client, name, version, experiment_id, live=attempt.id):
+        say(f"finishing an interrupted log: {note}")
+    mv = client.get_model_version(name, version)
+    done = registry.find_logged(client, name, mv, attempt.digest)
+    if done is not None:
+        result.router_version, result.run_id, result.reused = (
+            done.router_version, mv.tags[registry.TAG_RUN], True,
+        )  # fmt: skip
+    if done is not None and done.described:
+        say(f"{name} version {version} already has this landscape (input {attempt.digest[:12]})")
+        return result
+    context = {
+        "model": name,
+        "version": version,
+        "source": attempt.inp.source,
+        "code version": code_version(),
+        "input sha256": attempt.digest,
+    }
+    landscape = compute_landscape(
+        attempt.inp.table, attempt.config, title=f"Failure landscape: {name} version {version}",
+        context=context, progress=say,
+    )  # fmt: skip
+    result.analysis = landscape.analysis
+    if done is not None:  # linked by an interrupted log of this input, not yet described
+        where = describe.Where(attempt.uri, experiment_id, result.run_id)
+        attempt.describe_version(client, landscape, where, done.router_version)
+        say(f"wrote the description of {name} version {version} that an interrupted log left out")
+        return result
+    note = _alias_note(name, mv)
+    try:
+        result.run_id, result.task_runs, rv = _write_attempt(client, attempt, landscape, claim, say)
+    except BaseException:
+        _undo(client, attempt.model, experiment_id, say)
+        raise
+    result.router_version = str(rv.version)
+    say(f"registered {result.router_name} version {rv.version}; tagged {name} version {version}")
+    if note:
+        say(note)
+    return result
+
+
+def _undo(client: MlflowClient, model: tuple[str, str], experiment_id: str, say: Progress) -> None:
+    """After a failed attempt, under its claim: what recovery does for a dead one, done now."""
+    try:
+        for note in recovery.recover(client, *model, experiment_id):
+            say(f"undoing the failed attempt: {note}")
+    except Exception as exc:  # the original error matters more; the next log recovers
+        say(f"could not undo the failed attempt ({exc}); the next failtrace log or status will")
 
 
 def log_failure_landscape(
     source: ProfileData,
     model_name: str,
     *,
-    model_version: str | None = None,
+    model_version: str | int | None = None,
     checkpoint: str | None = None,
     tracking_uri: str | None = None,
     tasks: tuple[str, ...] = (),
@@ -360,7 +470,8 @@ def log_failure_landscape(
     Args:
         source: a profile table (a :class:`ProfileTable`, a DataFrame, a CSV/Parquet path) or
             an lm-eval run directory with rescue rates.
-        model_name: the registered model (the post-trained checkpoint under evaluation).
+        model_name: the registered model (the post-trained checkpoint under evaluation); any
+            name MLflow's registry accepts.
         model_version: an existing version; or the number a ``checkpoint`` registration must get.
         checkpoint: URI of the weights, registered as an external model when no version matches.
         tracking_uri: see :func:`lm_failtrace.tracking.resolve_tracking_uri`.
@@ -374,85 +485,28 @@ def log_failure_landscape(
         this model version (same content hash), in which case nothing new is created.
 
     Raises:
-        InputError: unreachable tracking server, bad input, unknown model version.
+        InputError: bad input or model name, unreachable tracking server, unknown model version.
     """
-    import mlflow
-
     say = progress or (lambda _msg: None)
     config = (config or AnalysisConfig()).check()
-    uri = resolve_tracking_uri(tracking_uri)
-    client = tracking_client(uri)
+    version_arg = _check_request(model_name, model_version, checkpoint)
     inp = load_input(source, config.schema, tasks=tasks, cells=cells, lm_eval_run=lm_eval_run)
     # Resolved before hashing: the hash then names the columns actually analysed.
     config = config.resolved(inp.table.schema)
-    version_text = code_version()
-    digest = content_hash(inp.table, config, version_text)
+    digest = content_hash(inp.table, config, code_version())
+    uri = resolve_tracking_uri(tracking_uri)
+    client = tracking_client(uri)
     experiment = registry.experiment_name(model_name)
     # Before anything is created (an external model too): overrides an ambient MLFLOW_EXPERIMENT_ID.
-    use_experiment(client, uri, experiment)
-    resolved = registry.resolve_model_version(client, model_name, model_version, checkpoint)
-    mv = resolved.version
-    router_name = registry.router_name(model_name)
-    result = LogResult(uri, experiment, model_name, str(mv.version), router_name, "", "", digest)
-    done = registry.find_logged(client, model_name, mv, digest)
-    if done is not None:
-        say(f"{model_name} version {mv.version} already has this landscape (input {digest[:12]})")
-        result.router_version, result.run_id, result.reused = done, mv.tags[registry.TAG_RUN], True
-        return result
-
-    title = f"Failure landscape: {model_name} version {mv.version}"
-    context = {
-        "model": model_name,
-        "version": mv.version,
-        "source": inp.source,
-        "code version": version_text,
-        "input sha256": digest,
-    }
-    landscape = compute_landscape(inp.table, config, title=title, context=context, progress=say)
-    result.analysis = landscape.analysis
-
-    run_tags = {
-        registry.TAG_HASH: digest,
-        registry.TAG_SOURCE_NAME: model_name,
-        registry.TAG_SOURCE_VERSION: str(mv.version),
-    }
-    attempt = _Attempt((model_name, str(mv.version)), router_name)
-    try:
-        with mlflow.start_run(run_name=f"{model_name} v{mv.version}", tags=run_tags) as run:
-            attempt.runs.append(run.info.run_id)
-            say(f"logging to run {run.info.run_id} in experiment {experiment}")
-            result.task_runs = write_landscape(
-                landscape,
-                inp,
-                config,
-                model_id=resolved.model_id,
-                run_tags=run_tags,
-                started=attempt.runs,
-            )
-            where = describe.Where(uri, run.info.experiment_id, run.info.run_id)
-            router_version = _register_router(client, landscape, attempt, where, run_tags)
-            link = registry.router_link(model_name, router_version)
-            links = {
-                registry.TAG_RUN: run.info.run_id,
-                registry.TAG_ROUTER: link,
-                registry.TAG_HASH: digest,
-            }
-            description = describe.model_version_description(
-                landscape.analysis,
-                inp.pass_at_k,
-                model=attempt.model,
-                router=(router_name, router_version),
-                where=where,
-                digest=digest,
-            )
-            _link_model_version(client, mv, attempt, links, description)
-            mlflow.set_tag(registry.TAG_ROUTER, link)
-    except BaseException:
-        _cleanup(client, attempt)
-        raise
-    result.run_id, result.router_version = attempt.runs[0], router_version
-    say(
-        f"registered {router_name} version {router_version}; "
-        f"tagged {model_name} version {mv.version}"
+    experiment_id = use_experiment(client, uri, experiment)
+    attempt_id = uuid.uuid4().hex[:16]
+    resolved = _model_version(client, model_name, version_arg, checkpoint, attempt_id, say)
+    model = (model_name, str(resolved.version.version))
+    attempt = _Attempt(attempt_id, uri, model, digest, inp, config, resolved.model_id)
+    result = LogResult(
+        uri, experiment, model_name, model[1], registry.router_name(model_name), "", "", digest
     )
-    return result
+    with claims.claimed(
+        client, f"{model_name} version {model[1]}", model_name, attempt_id, say
+    ) as claim:
+        return _log_claimed(client, attempt, experiment_id, result, claim, say)

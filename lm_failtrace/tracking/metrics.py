@@ -1,10 +1,11 @@
 """Turn an analysis document into MLflow metrics and params (flat names, finite numbers only).
 
 The headline metrics are every finite number under the analysis sections that answer the
-questions a team compares checkpoints on (regime mix, cross-validated rescue of each policy with
-its interval, policy selection margins, regime recoverability vs the majority rate, clustering
-stability, model identification), named by their path in the document, so a metric in the UI
-can always be found in ``analysis.json`` under the same name.
+questions a team compares checkpoints on (regime mix, cross-validated rescue and spend of each
+policy with its interval, the token budget in tokens, policy selection margins, regime
+recoverability vs the majority rate, clustering stability, model identification), named by their
+path in the document, so a metric in the UI can always be found in ``analysis.json`` under the
+same name.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ CELL_SECTIONS: tuple[str, ...] = (
     "regimes",
     "published",
     "honest",
+    "budget",
     "selection",
     "recoverability",
     "clustering",

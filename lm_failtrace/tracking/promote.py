@@ -10,10 +10,11 @@ inconsistent (nothing repairs it silently; re-run ``promote``).
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import asdict, dataclass
 
 from lm_failtrace.errors import InputError
-from lm_failtrace.tracking import registry
+from lm_failtrace.tracking import claims, recovery, registry
 from lm_failtrace.tracking.uri import resolve_tracking_uri, tracking_client
 
 _ALIAS = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -31,9 +32,7 @@ def _linked_router(client, model_name: str, version: str) -> str:
     """The router version linked to ``model_name``/``version``, after checking both sides agree."""
     mv = registry.get_version(client, model_name, version)
     if mv is None:
-        raise InputError(
-            f"registered model {model_name!r} has no version {version}", parameter="version"
-        )
+        raise registry.not_found(client, model_name, version=version, parameter="version")
     router_version = registry.linked_router_version(model_name, mv.tags)
     name = registry.router_name(model_name)
     if not router_version:
@@ -47,20 +46,15 @@ def _linked_router(client, model_name: str, version: str) -> str:
             f"{model_name} version {version} links to {name} version {router_version}, which does "
             "not exist; refusing to promote"
         )
-    expected = {
-        registry.TAG_SOURCE_NAME: model_name,
-        registry.TAG_SOURCE_VERSION: str(version),
-        registry.TAG_RUN: mv.tags.get(registry.TAG_RUN),
-        registry.TAG_HASH: mv.tags.get(registry.TAG_HASH),
-    }
-    disagree = {k: (v, rv.tags.get(k)) for k, v in expected.items() if rv.tags.get(k) != v}
+    disagree = registry.link_disagreements(model_name, mv, rv)
     if disagree:
         detail = "; ".join(
             f"{k}: model says {a!r}, router says {b!r}" for k, (a, b) in disagree.items()
         )
         raise InputError(
             f"link tags of {model_name} version {version} and {name} version {router_version} "
-            f"disagree ({detail}); refusing to promote"
+            f"disagree ({detail}); refusing to promote. If a failtrace log was interrupted, "
+            "`failtrace status` finishes or undoes it"
         )
     return router_version
 
@@ -79,6 +73,7 @@ def promote(
     from mlflow.exceptions import MlflowException
 
     _check_alias(alias)
+    registry.check_model_name(model_name)
     client = tracking_client(resolve_tracking_uri(tracking_uri))
     router_version = _linked_router(client, model_name, str(version))
     name = registry.router_name(model_name)
@@ -116,21 +111,50 @@ class AliasStatus:
         return asdict(self)
 
 
-def status(model_name: str, *, tracking_uri: str | None = None) -> list[AliasStatus]:
+@dataclass
+class StatusReport:
+    """A model's aliases, and what ``status`` found of interrupted or running logs.
+
+    ``repaired``: what it finished or undid (:mod:`.recovery`); ``problems``: what is still
+    wrong and how to fix it; ``in_progress``: logs running now (not touched).
+    """
+
+    aliases: list[AliasStatus]
+    repaired: list[str]
+    problems: list[str]
+    in_progress: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(a.consistent for a in self.aliases)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "aliases": [a.to_dict() for a in self.aliases]}
+
+
+def status(model_name: str, *, tracking_uri: str | None = None) -> StatusReport:
     """Per alias of ``model_name`` or its router: the versions and whether they are consistent.
 
     Consistent means: the model alias's version links (tag) to exactly the router version the
-    router alias points at, and that router version's tags name this model version. Nothing is
-    changed.
+    router alias points at, and that router version's tags name this model version. Before that,
+    what interrupted logs left is finished or undone (runs closed, orphan router versions
+    deleted, links completed, dead claims broken) under each version's claim, and reported;
+    versions a live log holds are left alone. Aliases are never moved.
+
+    Raises:
+        InputError: no such registered model (naming the models there are).
     """
+    registry.check_model_name(model_name)
     client = tracking_client(resolve_tracking_uri(tracking_uri))
-    rname = registry.router_name(model_name)
-    model_aliases = _aliases(client, model_name)
-    router_aliases = _aliases(client, rname)
-    if model_aliases is None:
-        raise InputError(f"no registered model {model_name!r}", parameter="model_name")
-    router_aliases = router_aliases or {}
-    rows = []
+    report = StatusReport([], [], [], [])
+    _break_dead_claims(client, model_name, report)
+    if registry.get_model(client, model_name) is None:
+        if report.repaired or report.in_progress:  # a first log that never got this far
+            return report
+        raise registry.not_found(client, model_name)
+    _recover_all(client, model_name, report)
+    model_aliases = _aliases(client, model_name) or {}
+    router_aliases = _aliases(client, registry.router_name(model_name)) or {}
     for alias in sorted(set(model_aliases) | set(router_aliases)):
         version = model_aliases.get(alias)
         routed = router_aliases.get(alias)
@@ -139,8 +163,67 @@ def status(model_name: str, *, tracking_uri: str | None = None) -> list[AliasSta
             mv = registry.get_version(client, model_name, version)
             linked = registry.linked_router_version(model_name, mv.tags) if mv else None
         reason = _inconsistency(client, model_name, alias, version, linked, routed)
-        rows.append(AliasStatus(alias, version, linked, routed, reason == "", reason or "ok"))
-    return rows
+        report.aliases.append(
+            AliasStatus(alias, version, linked, routed, reason == "", reason or "ok")
+        )
+    return report
+
+
+def _break_dead_claims(client, model_name: str, report: StatusReport) -> None:
+    """Name every log on the model's keys, running or interrupted; break the dead ones' claims."""
+    me = f"status-{uuid.uuid4().hex[:12]}"
+    for key, holder in claims.claims_of(client, model_name):
+        if holder.alive():
+            report.in_progress.append(f"failtrace log on {key}: {holder.describe()}")
+            continue
+        report.repaired.append(f"failtrace log on {key} was interrupted: {holder.describe()}")
+        claim = claims.Claim(client, key, model_name, me)
+        if claim.try_acquire() is None:  # breaks the dead claim
+            claim.release()
+
+
+def _recover_all(client, model_name: str, report: StatusReport) -> None:
+    """Recover each version that needs it (under its claim), and list what is left."""
+    experiment = client.get_experiment_by_name(registry.experiment_name(model_name))
+    experiment_id = experiment.experiment_id if experiment is not None else None
+    me = f"status-{uuid.uuid4().hex[:12]}"
+    for mv in registry.all_versions(client, model_name):
+        version = str(mv.version)
+        if recovery.plan(client, model_name, version, experiment_id):
+            claim = claims.Claim(client, f"{model_name} version {version}", model_name, me)
+            holder = claim.try_acquire()
+            if holder is not None:
+                report.in_progress.append(f"version {version}: {holder.describe()}")
+                continue
+            try:
+                notes = recovery.recover(client, model_name, version, experiment_id)
+            finally:
+                claim.release()
+            report.repaired += [f"version {version}: {note}" for note in notes]
+        report.problems += _link_problems(client, model_name, version)
+
+
+def _link_problems(client, model_name: str, version: str) -> list[str]:
+    """What is wrong with a version's link that status cannot repair, with the way out."""
+    mv = registry.get_version(client, model_name, version)
+    linked = registry.linked_router_version(model_name, mv.tags) if mv else None
+    if mv is None or linked is None:
+        return []
+    rname = registry.router_name(model_name)
+    rv = registry.get_version(client, rname, linked)
+    if rv is None:
+        return [
+            f"version {version} links {rname} version {linked}, which does not exist: log its "
+            "landscape again (failtrace log)"
+        ]
+    if registry.link_disagreements(model_name, mv, rv):
+        return [f"version {version} and {rname} version {linked} disagree: log it again"]
+    if mv.tags.get(registry.TAG_RUN, "") not in (mv.description or ""):
+        return [
+            f"version {version}: a failtrace log was interrupted before writing its "
+            "description: rerun the same failtrace log to write it"
+        ]
+    return []
 
 
 def _aliases(client, name: str) -> dict[str, str] | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_failtrace import __version__
+from lm_failtrace.tracking.metrics import metric_name
 
 #: Name of the router's LoggedModel (and of its artifact folder).
 ROUTER_MODEL_NAME = "router"
@@ -30,8 +31,29 @@ def router_signature(features: Sequence[str]) -> Any:
     return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec("string")]))
 
 
+def router_params(params: Mapping[str, Any]) -> dict[str, str]:
+    """The LoggedModel's params: the policy, its token budget and each fit's cost weight.
+
+    ``lambda.<task>`` / ``lambda.pooled`` is the fitted cost weight (rescue per retry-sized
+    spend; ``none`` for a policy without one); no ``lambda`` params without token counts.
+    """
+    budget = params.get("budget") or {}
+    out = {
+        "policy": str(params.get("policy")),
+        "token_budget": str(budget.get("token_budget")),
+        "token_budget_applied": str(bool(budget.get("applied"))).lower(),
+    }
+    if budget.get("applied"):
+        weights = {**(budget.get("lambda_per_task") or {}), "pooled": budget.get("lambda_pooled")}
+        out.update({metric_name("lambda", task): str(lam).lower() for task, lam in weights.items()})
+    return out
+
+
 def log_router(params: Mapping[str, Any], *, tags: Mapping[str, str]) -> str:
-    """Log ``params`` (from ``fit_router``) as a pyfunc in the active run; returns its model_id."""
+    """Log ``params`` (from ``fit_router``) as a pyfunc in the active run; returns its model_id.
+
+    The LoggedModel carries :func:`router_params` (its budget) besides the JSON artifact.
+    """
     import mlflow
     import mlflow.pyfunc
     import pandas as pd
@@ -51,6 +73,7 @@ def log_router(params: Mapping[str, Any], *, tags: Mapping[str, str]) -> str:
             # the serving example MLflow checks the signature against.
             input_example=pd.DataFrame({name: [0.0] for name in params["features"]}),
             pip_requirements=[f"lm-failtrace=={__version__}", f"mlflow=={mlflow.__version__}"],
+            params=router_params(params),
             tags=dict(tags),
         )
     return info.model_id

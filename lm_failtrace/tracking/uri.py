@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lm_failtrace.errors import InputError
+from lm_failtrace.tracking.retry import RetryingClient
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -55,8 +56,10 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 
 
-def use_experiment(client: MlflowClient, uri: str, name: str) -> None:
+def use_experiment(client: MlflowClient, uri: str, name: str) -> str:
     """Make ``name`` the active experiment, creating it if needed, as a classic ML experiment.
+
+    Returns its id.
 
     A new experiment is tagged :data:`EXPERIMENT_KIND`, and so is an existing one without a kind
     (a kind someone chose is kept). With a local sqlite database, a new experiment keeps its
@@ -80,7 +83,7 @@ def use_experiment(client: MlflowClient, uri: str, name: str) -> None:
                 raise
     elif EXPERIMENT_KIND_TAG not in found.tags:
         client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
-    mlflow.set_experiment(name)
+    return mlflow.set_experiment(name).experiment_id
 
 
 @contextlib.contextmanager
@@ -112,6 +115,8 @@ def _check_http(uri: str) -> None:
 def tracking_client(uri: str) -> MlflowClient:
     """A client for ``uri`` after checking it can take writes; also sets it as MLflow's default.
 
+    Its calls are retried on transient errors (:class:`.retry.RetryingClient`).
+
     HTTP(S) servers must answer ``GET /health`` within :data:`HEALTH_TIMEOUT_S` seconds (MLflow's
     own client retries for minutes before failing). A local sqlite database is created and migrated
     under ``<db>.lock`` before anything else touches it.
@@ -139,4 +144,4 @@ def tracking_client(uri: str) -> MlflowClient:
         raise InputError(
             f"cannot open the MLflow tracking store at {uri}: {exc}", parameter="tracking_uri"
         ) from exc
-    return client
+    return RetryingClient(client)  # type: ignore[return-value]

@@ -36,4 +36,3 @@ def table_files(tmp_path, old_frame, new_frame):
     old_frame.to_csv(old, index=False)
     new_frame.to_csv(new, index=False)
     return old, new
-

@@ -121,7 +121,7 @@ def test_missing_file_and_unwritable_page_exit_2(table_files, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     result = _run(str(old), str(new), "-o", str(blocker / "compare.html"))
-    assert result.exit_code == 2 and "cannot write the page" in result.stderr
+    assert result.exit_code == 2 and f"{blocker} is a file, not a folder" in result.stderr
 
 
 def test_missing_version_exits_2(tmp_path):

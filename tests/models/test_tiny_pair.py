@@ -1,7 +1,7 @@
-"""The bundled tiny specialist/ancestor pair: loadable, small, shared tokenizer, better specialist.
+"""The bundled tiny specialist/ancestor pair: loadable, small, shared tokenizer, planted failures.
 
-The regime mix itself (resample / steerable / beyond reach) needs the repair operators and is
-measured by the demo; here we check what the models must guarantee to everything built on them.
+What the repair operators make of the planted mechanisms is checked on the demo's run
+(tests/demo); here, greedily and cheaply, that each mechanism is in the weights.
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ from lm_failtrace.record import arith
 from lm_failtrace.record.tasks._answers import extract_number
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
-GREEDY_PER_LEVEL = 12  # the first 12 bundled problems of each level: 72 prompts, a few seconds
-# the task's max_gen_toks (failtrace_arith.yaml): the specialist is verbose by design, so a smaller
-# budget would cut its level-2 answers and compare the two models on length, not arithmetic
-GREEDY_BUDGET = 128
+GREEDY_PER_MECHANISM = 12  # the first 12 bundled problems of each mechanism: 48 prompts
+GREEDY_BUDGET = 128  # the task's max_gen_toks (failtrace_arith.yaml)
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +70,8 @@ def test_weights_are_small():
     )
 
 
-def _greedy_correct(model, tokenizer, problems) -> int:
-    """How many ``problems`` the model answers right, greedily, stopping at a newline."""
+def _greedy(model, tokenizer, problems, budget: int = GREEDY_BUDGET) -> list[str]:
+    """The model's greedy answer text to each of ``problems``, up to a newline or ``budget``."""
     import torch
 
     tokenizer.padding_side = "left"
@@ -82,20 +80,53 @@ def _greedy_correct(model, tokenizer, problems) -> int:
     with torch.no_grad():
         out = model.generate(
             **enc,
-            max_new_tokens=GREEDY_BUDGET,
+            max_new_tokens=budget,
             do_sample=False,
             eos_token_id=[tokenizer.convert_tokens_to_ids("\n"), tokenizer.eos_token_id],
             pad_token_id=tokenizer.pad_token_id,
         )
     texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-    return sum(
-        extract_number(text.split("\n")[0]) == p["answer"]
-        for text, p in zip(texts, problems, strict=True)
-    )
+    return [text.split("\n")[0] for text in texts]
 
 
-def test_specialist_beats_ancestor_on_greedy_arith(pair):
-    problems = [p for p in arith.generate() if int(p["problem_id"][-3:]) < GREEDY_PER_LEVEL]
-    scores = {role: _greedy_correct(*pair[role], problems) for role in TINY_ROLES}
-    assert scores["specialist"] >= scores["ancestor"] + 4, scores
-    assert scores["specialist"] < len(problems), scores  # it still fails: that is its job
+def _n_correct(texts: list[str], problems: list[dict]) -> int:
+    return sum(extract_number(t) == p["answer"] for t, p in zip(texts, problems, strict=True))
+
+
+@pytest.fixture(scope="module")
+def greedy(pair) -> dict:
+    """Per mechanism: its problems and both models' greedy answers at the task's budget."""
+    out = {}
+    for mechanism in arith.MECHANISMS:
+        problems = [
+            p
+            for p in arith.generate()
+            if p["mechanism"] == mechanism and int(p["problem_id"][-3:]) < GREEDY_PER_MECHANISM
+        ]
+        out[mechanism] = (problems, {role: _greedy(*pair[role], problems) for role in TINY_ROLES})
+    return out
+
+
+def test_slips_are_not_in_the_specialists_greedy_answers(greedy):
+    problems, texts = greedy["slip"]
+    assert _n_correct(texts["specialist"], problems) >= 10  # the skill is there; sampling slips
+
+
+def test_verbosity_runs_past_the_budget_and_a_larger_one_finishes(pair, greedy):
+    problems, texts = greedy["verbosity"]
+    assert all(t.startswith(" Let me restate: ") for t in texts["specialist"])
+    assert all(arith.ANSWER_MARKER not in t for t in texts["specialist"])  # cut at 128 tokens
+    assert all(arith.ANSWER_MARKER in t for t in texts["ancestor"])  # plain answers fit
+    longer = _greedy(*pair["specialist"], problems, budget=4 * GREEDY_BUDGET)
+    assert all(arith.ANSWER_MARKER in t for t in longer)  # the budget operator's 4x finishes
+
+
+def test_the_specialist_forgot_what_the_ancestor_still_does(greedy):
+    problems, texts = greedy["forgotten_skill"]
+    assert _n_correct(texts["ancestor"], problems) >= 10
+    assert _n_correct(texts["specialist"], problems) <= 4
+
+
+def test_beyond_reach_is_beyond_both_models(greedy):
+    problems, texts = greedy["beyond_reach"]
+    assert all(_n_correct(texts[role], problems) == 0 for role in TINY_ROLES)

@@ -79,9 +79,9 @@ def test_training_problems_exclude_the_bundled_evaluation(trainer):
 
 
 def test_exclusion_really_filters(trainer):
-    """Level-1 questions collide with the evaluation set often enough that the filter acts."""
+    """Level-2 questions collide with the evaluation set often enough that the filter acts."""
     exclude = trainer.evaluation_questions()
-    stage = trainer.Stage("probe", 1, 1e-3, (1,), 1.0, trainer.TRAIN_SEED)
+    stage = trainer.Stage("probe", 1, 1e-3, (2,), trainer.TRAIN_SEED)
     unfiltered = list(itertools.islice(trainer.training_batches(stage, frozenset(), 50), 20))
     hits = sum(
         text.split("\n")[0].removeprefix("Question: ") in exclude

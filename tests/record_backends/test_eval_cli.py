@@ -212,6 +212,61 @@ def test_stock_backend_works_and_its_secret_is_scrubbed(
         assert CANARY not in path.read_text(encoding="utf-8", errors="replace"), path
 
 
+#: A password inside a URL, and a secret too short to scrub as plain text.
+URL_PASSWORD = "Pw-in-url-4d2e"
+SHORT_SECRET = "k9z"
+
+
+@pytest.mark.slow
+def test_url_credentials_reach_the_server_and_nothing_else(
+    run_failtrace, completions_server, tasks_path: str, tmp_path
+) -> None:
+    url, received = completions_server
+    with_password = url.replace("http://", f"http://user:{URL_PASSWORD}@")
+    out = tmp_path / "runs"
+    proc = run_failtrace(
+        ["eval", "--model", "failtrace-local-completions",
+         "--model_args", f"base_url={with_password},model=m,api_key={SHORT_SECRET}",
+         "--tasks", TASK, "--include_path", tasks_path, "--limit", "1",
+         "--log_samples", "--output_path", str(out)],
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # the URL's credentials, as HTTP basic auth (they win over api_key, as in requests)
+    assert {r["authorization"] for r in received} == {"Basic dXNlcjpQdy1pbi11cmwtNGQyZQ=="}
+    results = _one(out, "results_*.json").read_text(encoding="utf-8")
+    assert f'"base_url": "{url}"' in results  # the bare URL: the run is still described
+    for path in (p for p in tmp_path.rglob("*") if p.is_file()):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        assert URL_PASSWORD not in text and f"={SHORT_SECRET}" not in text, path
+        assert f"'{SHORT_SECRET}'" not in text and f'"{SHORT_SECRET}"' not in text, path
+    assert URL_PASSWORD not in proc.stdout + proc.stderr
+    assert SHORT_SECRET not in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_a_stock_backend_s_url_credentials_and_short_secrets_are_scrubbed(
+    run_failtrace, tasks_path: str, tmp_path
+) -> None:
+    """lm-eval's ``dummy`` gets its arguments as given; what lm-eval prints and writes is not."""
+    out = tmp_path / "runs"
+    proc = run_failtrace(
+        ["eval", "--model", "dummy",
+         "--model_args", f"token={SHORT_SECRET},base_url=http://user:{URL_PASSWORD}@h/v1",
+         "--tasks", TASK, "--include_path", tasks_path, "--limit", "1",
+         "--log_samples", "--output_path", str(out)],
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "http://<redacted>@h/v1" in proc.stdout  # lm-eval printed its configuration...
+    assert URL_PASSWORD not in proc.stdout + proc.stderr  # ...without the credentials
+    assert f"'{SHORT_SECRET}'" not in proc.stdout + proc.stderr
+    for path in (p for p in tmp_path.rglob("*") if p.is_file()):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        assert URL_PASSWORD not in text and f"={SHORT_SECRET}" not in text, path
+        assert f'"{SHORT_SECRET}"' not in text, path
+
+
 @pytest.mark.slow
 def test_unreachable_server_is_one_clear_error(run_failtrace, tasks_path: str, tmp_path) -> None:
     """Also runs from a --config YAML whose model arguments hold a key (lm-eval prints configs)."""

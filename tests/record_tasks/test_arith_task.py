@@ -57,18 +57,39 @@ def test_bundled_data_is_the_generator_output(tmp_path: Path):
     regenerated = arith.write_jsonl(tmp_path / "arith.jsonl")
     assert regenerated.read_bytes() == arith_data_path().read_bytes()
     rows = [json.loads(line) for line in arith_data_path().open()]
-    assert len(rows) == 300
-    assert [r["level"] for r in rows] == [lvl for lvl in range(1, 7) for _ in range(50)]
-    assert len({r["problem_id"] for r in rows}) == 300
+    assert len(rows) == 100
+    assert [r["mechanism"] for r in rows] == [m for m in arith.MECHANISMS for _ in range(25)]
+    assert len({r["problem_id"] for r in rows}) == len({r["question"] for r in rows}) == 100
     longest = max(len(" " + r["solution"]) for r in rows)
-    assert longest == 116  # the YAML's max_gen_toks (128) covers it at one token per char
+    assert longest == 73  # the YAML's max_gen_toks (128) covers it at one token per char
+
+
+def test_planted_mechanisms_are_what_the_data_says():
+    """Every problem has the shape its mechanism needs (module docstring of ``arith``)."""
+    for row in arith.generate():
+        question, mechanism = row["question"], row["mechanism"]
+        results = [int(step.split("= ")[1]) for step in row["solution"].split(". ")[:-1]]
+        assert results[-1] == int(row["answer"]) and row["level"] == len(results)
+        multiplies = question.count("Multiply")
+        if mechanism == "beyond_reach":
+            assert results[-1] < 0 and all(0 <= r <= 9 for r in results[:-1])
+        else:
+            assert all(0 <= r <= 9 for r in results)
+        if mechanism == "forgotten_skill":
+            assert (row["level"], multiplies) == (3, 1) and question.endswith(
+                tuple(f"Multiply by {d}." for d in range(2, 10))
+            )
+        else:
+            assert multiplies == 0
+        expected_levels = {"slip": {2, 3}, "verbosity": {5, 6}, "beyond_reach": {2, 3}}
+        assert row["level"] in expected_levels.get(mechanism, {3})
 
 
 def test_every_repeat_is_sent_with_the_stated_settings(arith_run):
     sample = arith_run["samples"]["failtrace_arith"][0]
     assert len(sample["resps"][0]) == N
     context, gen_kwargs = sample["arguments"][0]
-    assert context == "Question: Start with 19. Add 10.\nAnswer:"
+    assert context == "Question: Start with 4. Add 2. Add 3.\nAnswer:"
     assert gen_kwargs == {
         "until": ["\n"],
         "do_sample": True,
@@ -112,7 +133,7 @@ def test_rollout_records_carry_every_repeat(arith_run):
     assert records[0] == {
         "task": "failtrace_arith",
         "doc_id": None,  # the backend did not say; the samples line's doc_id is authoritative
-        "problem_id": "arith-L1-001",
+        "problem_id": "arith-slip-001",
         "repeat": 0,
         "seed": 1000,
         "answer": "8",

@@ -108,6 +108,27 @@ def test_checkpoint_from_other_settings_is_refused(
         repair_run(run_dir, out, RepairConfig(trials=3, attempts=2))
 
 
+def test_restart_discards_the_checkpoint(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "p.csv"
+    with interrupted_after_first_unit(monkeypatch), pytest.raises(KeyboardInterrupt):
+        repair_run(run_dir, out, CONFIG)
+    calls: list[str] = []
+    real = runner.repair_unit
+
+    def counting(unit, *args, **kwargs):
+        calls.append(unit.problem_id)
+        return real(unit, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "repair_unit", counting)
+    other = RepairConfig(trials=3, attempts=2)  # resuming would be refused: other settings
+    table = repair_run(run_dir, out, other, restart=True)
+    assert len(calls) == len(table) == 3  # every unit redone, under the new settings
+    assert set(table["retry"]) <= {0.0, 1 / 3, 2 / 3, 1.0}
+    assert not out.with_name(out.name + ".partial.jsonl").exists()
+
+
 def test_steering_without_an_ancestor_is_a_clear_error(run_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="ancestor"):
         repair_run(run_dir, tmp_path / "x.csv", CONFIG, model_args={"ancestor": ""})

@@ -15,7 +15,8 @@ from lm_failtrace.record.scoring import score_completions
 from lm_failtrace.repair.operators import OPERATORS, UnitContext
 from lm_failtrace.repair.steering import RowPlan, run_plans
 
-PROMPT = "Question: Start with 12. Add 7.\nAnswer:"
+# A five-step chain: the specialist restates it first (verbosity), so rows run past L tokens.
+PROMPT = "Question: Start with 2. Add 4. Add 2. Add 1. Subtract 4. Subtract 2.\nAnswer:"
 L = 40
 
 

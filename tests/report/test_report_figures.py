@@ -54,8 +54,12 @@ def test_operator_summaries_and_labels_with_dollars_draw(units: pd.DataFrame) ->
         units["retry_tokens"].sum() / units["retry"].sum()
     )
     assert best_operator(rows) == max(rows, key=lambda r: r.rescue["mean"]).operator
-    policy = {"name": MATH, "mean": 0.5, "ci_low": 0.4, "ci_high": 0.6, "tokens": 250.0}
-    png = frontier_figure(rows, ["retry", MATH], f"cost {MATH}", policy)
+    policies = [
+        {"name": MATH, "mean": 0.5, "ci_low": 0.4, "ci_high": 0.6, "tokens": 250.0,
+         "tokens_low": 240.0, "tokens_high": 260.0, "selected": True},
+        {"name": f"{MATH}2", "mean": 0.3, "ci_low": None, "ci_high": None, "tokens": 0.0},
+    ]  # fmt: skip
+    png = frontier_figure(rows, ["retry", MATH], f"cost {MATH}", policies, budget=120.0)
     assert png is not None and png.startswith(b"\x89PNG") and _width(png) <= PAGE
     mix = pd.DataFrame({"cell": [f"{MATH}|t", "b|t"], "regime": ["steerable", "resample"]})
     assert regime_mix_figure(mix).startswith(b"\x89PNG")

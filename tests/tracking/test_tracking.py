@@ -39,18 +39,18 @@ def _lm_eval_run(folder: Path, config: dict) -> Path:
     return folder
 
 
-def test_log_promote_status_and_load_router_by_alias(mlflow_server, sft4b_csv, failtrace, tmp_path):
+def test_log_promote_status_and_load_router_by_alias(server, sft4b_csv, failtrace, tmp_path):
     # lm-eval's `device` is its --device default, not what the backend ran on: not logged.
     run_dir = _lm_eval_run(
         tmp_path / "lm_eval", {"model": "hf", "device": "cuda:0", "model_dtype": "torch.bfloat16"}
     )
-    first = _log(failtrace, sft4b_csv, "sft4b", mlflow_server, "--lm-eval-run", str(run_dir))
+    first = _log(failtrace, sft4b_csv, "sft4b", server, "--lm-eval-run", str(run_dir))
     assert first["reused"] is False and first["model_version"] == "1"
-    again = _log(failtrace, sft4b_csv, "sft4b", mlflow_server)
+    again = _log(failtrace, sft4b_csv, "sft4b", server)
     assert again["reused"] is True
     assert (again["router_version"], again["run_id"]) == (first["router_version"], first["run_id"])
 
-    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
+    client = MlflowClient(server, registry_uri=server)
     assert len(client.search_model_versions("name = 'sft4b-router'")) == 1
     assert len(client.search_model_versions("name = 'sft4b'")) == 1
     mv = client.get_model_version("sft4b", "1")
@@ -67,7 +67,7 @@ def test_log_promote_status_and_load_router_by_alias(mlflow_server, sft4b_csv, f
     assert parent.data.tags["failtrace.version"]  # run context provider entry point
     experiment = client.get_experiment(parent.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # opens on runs
-    run_url = f"{mlflow_server}/#/experiments/{experiment.experiment_id}/runs/{first['run_id']}"
+    run_url = f"{server}/#/experiments/{experiment.experiment_id}/runs/{first['run_id']}"
     # The model version's page: regime shares, policy, pass@k, links to the router and the run.
     text = mv.description
     assert (
@@ -81,10 +81,10 @@ def test_log_promote_status_and_load_router_by_alias(mlflow_server, sft4b_csv, f
         assert shown.startswith(f"{count} (") and "%" in shown
     assert "pass@1 0.625, pass@8 0.875" in text
     assert "**Selected policy: `" in text and "gain over the best fixed operator" in text
-    assert f"]({mlflow_server}/#/models/sft4b-router/versions/{first['router_version']})" in text
+    assert f"]({server}/#/models/sft4b-router/versions/{first['router_version']})" in text
     assert f"]({run_url})" in text and f"]({run_url}/artifacts/report.html)" in text
     # ... and the router version's: the model version it was fitted for, what it routes.
-    assert f"### Router of [`sft4b` version 1]({mlflow_server}/#/models/sft4b/versions/1)" in (
+    assert f"### Router of [`sft4b` version 1]({server}/#/models/sft4b/versions/1)" in (
         rv.description
     )
     assert "features (inputs): `spread`, `concentration`, `logit_dispersion`" in rv.description
@@ -107,7 +107,7 @@ def test_log_promote_status_and_load_router_by_alias(mlflow_server, sft4b_csv, f
     table = json.loads(
         Path(
             mlflow.artifacts.download_artifacts(
-                run_id=first["run_id"], artifact_path="profiles.json", tracking_uri=mlflow_server
+                run_id=first["run_id"], artifact_path="profiles.json", tracking_uri=server
             )
         ).read_text()
     )
@@ -129,15 +129,15 @@ def test_log_promote_status_and_load_router_by_alias(mlflow_server, sft4b_csv, f
 
     refused = failtrace(
         "promote", "--model-name", "sft4b", "--version", "1", "--alias", "latest",
-        "--tracking-uri", mlflow_server,
+        "--tracking-uri", server,
     )  # fmt: skip
     assert refused.returncode == 2 and "invalid alias" in refused.stderr
     promoted = failtrace(
         "promote", "--model-name", "sft4b", "--version", "1", "--alias", "champion",
-        "--tracking-uri", mlflow_server,
+        "--tracking-uri", server,
     )  # fmt: skip
     assert promoted.returncode == 0, promoted.stderr
-    state = failtrace("status", "--model-name", "sft4b", "--tracking-uri", mlflow_server, "--json")
+    state = failtrace("status", "--model-name", "sft4b", "--tracking-uri", server, "--json")
     assert state.returncode == 0, state.stderr
     (row,) = json.loads(state.stdout)["aliases"]
     assert row["alias"] == "champion" and row["consistent"] is True
@@ -145,7 +145,7 @@ def test_log_promote_status_and_load_router_by_alias(mlflow_server, sft4b_csv, f
 
     # A router alias moved by hand is reported, not repaired.
     client.set_registered_model_alias("sft4b-router", "staging", first["router_version"])
-    state = failtrace("status", "--model-name", "sft4b", "--tracking-uri", mlflow_server, "--json")
+    state = failtrace("status", "--model-name", "sft4b", "--tracking-uri", server, "--json")
     assert state.returncode == 1
     rows = {r["alias"]: r for r in json.loads(state.stdout)["aliases"]}
     assert rows["staging"]["consistent"] is False and rows["champion"]["consistent"] is True
@@ -154,7 +154,7 @@ def test_log_promote_status_and_load_router_by_alias(mlflow_server, sft4b_csv, f
     features["task"] = ["gsm8k", "gsm8k", "unknown", "gsm8k", "gsm8k", "gsm8k"]
     script = textwrap.dedent(f"""
         import sys, mlflow, pandas as pd
-        mlflow.set_tracking_uri({mlflow_server!r})
+        mlflow.set_tracking_uri({server!r})
         model = mlflow.pyfunc.load_model("models:/sft4b-router@champion")
         out = model.predict(pd.read_json(sys.stdin, orient="records"))
         print("ROUTES", ",".join(map(str, out)))
@@ -170,7 +170,7 @@ def test_log_promote_status_and_load_router_by_alias(mlflow_server, sft4b_csv, f
     params = json.loads(
         Path(mlflow.artifacts.download_artifacts(
             client.get_model_version_download_uri("sft4b-router", first["router_version"]),
-            tracking_uri=mlflow_server,
+            tracking_uri=server,
         ), "artifacts", "router_params.json").read_text()
     )  # fmt: skip
     assert routes == list(load_router(params).predict(features))
@@ -178,11 +178,11 @@ def test_log_promote_status_and_load_router_by_alias(mlflow_server, sft4b_csv, f
 
 
 def test_failure_mid_logging_leaves_nothing_dangling(
-    mlflow_server, cell_csv, tmp_path, monkeypatch, failtrace
+    server, cell_csv, tmp_path, monkeypatch, failtrace
 ) -> None:
     source = cell_csv(tmp_path / "p.csv", "sft0p6b|gsm8k")
     config = AnalysisConfig(n_repeats=2)
-    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
+    client = MlflowClient(server, registry_uri=server)
 
     def broken(*args, **kwargs):
         raise RuntimeError("injected failure while logging the router")
@@ -190,25 +190,26 @@ def test_failure_mid_logging_leaves_nothing_dangling(
     monkeypatch.setattr("lm_failtrace.tracking.logging.log_router", broken)
     with pytest.raises(RuntimeError, match="injected"):
         log_failure_landscape(
-            source, "sft0p6b", checkpoint="file:///ckpt/sft0p6b", tracking_uri=mlflow_server,
+            source, "sft0p6b", checkpoint="file:///ckpt/sft0p6b", tracking_uri=server,
             config=config, progress=None,
         )  # fmt: skip
     monkeypatch.undo()
     mv = client.get_model_version("sft0p6b", "1")
-    assert not any(k.startswith("failtrace.") and k != registry.TAG_CHECKPOINT for k in mv.tags)
+    registration = {registry.TAG_CHECKPOINT, registry.TAG_ATTEMPT}
+    assert not any(k.startswith("failtrace.") and k not in registration for k in mv.tags)
     assert client.search_model_versions("name = 'sft0p6b-router'") == []
     runs = mlflow.search_runs(experiment_names=["failtrace/sft0p6b"], output_format="list")
     assert runs and all(r.info.status == "FAILED" for r in runs)
 
-    # Failing at the last step (tagging the model version) removes the router version it made
-    # and puts back the description it had replaced.
+    # Failing at the commit (the model version's router tag) removes the router version it made;
+    # the description, written only after the commit, was never touched.
     client.update_model_version("sft0p6b", "1", description="notes by hand")
     real = MlflowClient.set_model_version_tag
     calls = {"n": 0}
 
     def flaky(self, name, version, key, value):
         if name == "sft0p6b" and key == registry.TAG_ROUTER:
-            assert client.get_model_version(name, version).description.startswith("### Failure")
+            assert client.get_model_version("sft0p6b-router", "1").tags[registry.TAG_ATTEMPT]
             calls["n"] += 1
             raise RuntimeError("injected failure while tagging")
         return real(self, name, version, key, value)
@@ -216,7 +217,7 @@ def test_failure_mid_logging_leaves_nothing_dangling(
     monkeypatch.setattr(MlflowClient, "set_model_version_tag", flaky)
     with pytest.raises(RuntimeError, match="tagging"):
         log_failure_landscape(
-            source, "sft0p6b", model_version="1", tracking_uri=mlflow_server, config=config,
+            source, "sft0p6b", model_version="1", tracking_uri=server, config=config,
             progress=None,
         )  # fmt: skip
     monkeypatch.undo()
@@ -229,14 +230,14 @@ def test_failure_mid_logging_leaves_nothing_dangling(
     assert len(runs) == 4 and all(r.info.status == "FAILED" for r in runs)
     promote = failtrace(
         "promote", "--model-name", "sft0p6b", "--version", "1", "--alias", "champion",
-        "--tracking-uri", mlflow_server,
+        "--tracking-uri", server,
     )  # fmt: skip
     assert promote.returncode == 2 and "no failtrace.router tag" in promote.stderr
 
     # A version linked by the older failtrace.router_version tag is re-linked by the new tag.
     client.set_model_version_tag("sft0p6b", "1", registry.TAG_LEGACY_ROUTER_VERSION, "9")
     done = log_failure_landscape(
-        source, "sft0p6b", model_version="1", tracking_uri=mlflow_server, config=config,
+        source, "sft0p6b", model_version="1", tracking_uri=server, config=config,
         progress=None,
     )  # fmt: skip
     mv = client.get_model_version("sft0p6b", "1")
@@ -244,7 +245,7 @@ def test_failure_mid_logging_leaves_nothing_dangling(
     assert mv.tags[registry.TAG_ROUTER] == f"sft0p6b-router/{done.router_version}"
     promote = failtrace(
         "promote", "--model-name", "sft0p6b", "--version", "1", "--alias", "champion",
-        "--tracking-uri", mlflow_server,
+        "--tracking-uri", server,
     )  # fmt: skip
     assert promote.returncode == 0, promote.stderr
 

@@ -16,6 +16,11 @@ BACKENDS: dict[str, str] = {
 }
 
 
+def model_args(model: str) -> tuple[str, ...]:
+    """The model arguments a failtrace backend accepts (its module's ``MODEL_ARGS``)."""
+    return importlib.import_module(BACKENDS[model]).MODEL_ARGS
+
+
 def register() -> None:
     """Import every backend module so lm-eval's ``--model NAME`` finds it.
 

@@ -5,7 +5,9 @@ same seed with every repeat, so a server that honours seeds returns N identical 
 server's ``finish_reason`` and ``usage.completion_tokens`` are recorded per rollout.
 
 The API key comes from, in order: the ``api_key`` model argument (``failtrace eval`` takes it out
-of the model arguments before lm-eval can write it anywhere), ``OPENAI_API_KEY``.
+of the model arguments before lm-eval can write it anywhere), ``OPENAI_API_KEY``. Credentials in
+``base_url`` (``http://user:PASSWORD@host/...``) are sent as HTTP basic auth; ``failtrace eval``
+hands lm-eval the URL without them, and this backend names the server by that bare URL only.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from lm_failtrace.record.backends.generation import (
 from lm_failtrace.record.backends.seeds import DEFAULT_BASE_SEED, assign_repeats
 from lm_failtrace.record.rollout_text import RolloutText
 
-_ARGS = (
+#: Every model argument the backend takes (others are refused by name).
+MODEL_ARGS = (
     "base_url",
     "model",
     "seed",
@@ -91,14 +94,19 @@ class FailtraceLocalCompletions(LM):
         **unknown: Any,
     ) -> None:
         super().__init__()
-        reject_unknown_args("failtrace-local-completions", unknown, _ARGS)
+        reject_unknown_args("failtrace-local-completions", unknown, MODEL_ARGS)
         if not base_url:
             raise InputError(
                 "failtrace-local-completions: model argument 'base_url' is required "
                 "(e.g. http://127.0.0.1:8000/v1/completions)",
                 column="model_args",
             )
-        self.base_url = str(base_url)
+        url = str(base_url)
+        private = secrets.private_arg("base_url")  # the URL with credentials, hidden from lm-eval
+        if private is not None and secrets.strip_userinfo(private)[0] == url:
+            url = private
+        self.base_url, userinfo = secrets.strip_userinfo(url)
+        self._auth = secrets.basic_auth(userinfo)
         self.model = model
         self.base_seed = DEFAULT_BASE_SEED if seed is None else int(seed)
         self.max_gen_toks = int(max_gen_toks)
@@ -116,6 +124,7 @@ class FailtraceLocalCompletions(LM):
 
         if not hasattr(self._local, "session"):
             self._local.session = requests.Session()
+            self._local.session.auth = self._auth
             if self._api_key:
                 self._local.session.headers["Authorization"] = f"Bearer {self._api_key}"
         return self._local.session

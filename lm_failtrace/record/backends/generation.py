@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,11 +52,17 @@ class GenerationSettings:
             temperature = 0.0
         top_p = kwargs.pop("top_p", None)
         top_k = kwargs.pop("top_k", None)
+        top_p = None if top_p is None else float(top_p)
+        for name, value in (("temperature", temperature), ("top_p", top_p)):
+            if value is not None and not math.isfinite(value):
+                raise InputError(
+                    f"{name} must be a finite number, got {value}", column="gen_kwargs"
+                )
         return cls(
             until=tuple(str(s) for s in until if s),
             max_gen_toks=max_gen_toks,
             temperature=temperature,
-            top_p=None if top_p is None else float(top_p),
+            top_p=top_p,
             top_k=None if top_k is None else int(top_k),
             extra=kwargs,
         )

@@ -28,7 +28,8 @@ from lm_failtrace.record.rollout_text import RolloutText
 
 log = logging.getLogger(__name__)
 
-_ARGS = (
+#: Every model argument the backend takes (others are refused by name).
+MODEL_ARGS = (
     "pretrained",
     "seed",
     "dtype",
@@ -119,7 +120,7 @@ class FailtraceHF(LM):
         **unknown: Any,
     ) -> None:
         super().__init__()
-        reject_unknown_args("failtrace-hf", unknown, _ARGS)
+        reject_unknown_args("failtrace-hf", unknown, MODEL_ARGS)
         torch, transformers = _import_hf()
         if not pretrained:
             raise InputError(
