@@ -5,9 +5,9 @@ a laptop with no network and no GPU, on a real model with real failures. The pai
 character-level model (~0.9M parameters each) trained on the ``failtrace_arith`` format:
 
 - ``ancestor``: trained on every level and operation of the format ("pre-training");
-- ``specialist``: the ancestor fine-tuned on a narrower slice, then a short round that left it
-  verbose (it often restates the question first, so some answers hit the task's token budget):
-  better on average but failing in several distinct ways (docs/method.md section 4).
+- ``specialist``: the ancestor post-trained on solutions that plant known failure mechanisms
+  (occasional off-by-one slips, an erased multiplication table, a verbose style for long chains),
+  so that its failures on the bundled problems have known causes (``arith.MECHANISMS``).
 
 Both directories hold ``config.json``, ``model.safetensors`` and the same tokenizer files; load
 them with ``transformers.AutoModelForCausalLM.from_pretrained(tiny_model_path("specialist"))``.

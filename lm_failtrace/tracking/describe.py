@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from lm_failtrace.formatting import format_interval
 from lm_failtrace.profiles import cell_task
+from lm_failtrace.record.secrets import strip_userinfo
 from lm_failtrace.report.summary import selection_margin, share_interval
 
 #: MLflow's SQL registry keeps at most this many characters of a model version's description.
@@ -41,6 +42,11 @@ class Where:
     tracking_uri: str
     experiment_id: str
     run_id: str
+
+    def __post_init__(self) -> None:
+        # Descriptions are shown to everyone who can read the registry: no URL credentials
+        # (dropped, not masked, so that the links still work).
+        object.__setattr__(self, "tracking_uri", strip_userinfo(self.tracking_uri)[0])
 
     @property
     def base(self) -> str:

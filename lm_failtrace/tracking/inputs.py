@@ -30,31 +30,7 @@ from lm_failtrace.profiles import (
     as_profile_table,
     validate_profiles,
 )
-from lm_failtrace.record.secrets import REDACTED, is_secret_name, known_secret_values
-
-_PAIR = re.compile(r"([A-Za-z0-9_.-]+)(\s*=\s*)([^,\s]+)")
-
-
-def redact(value: Any) -> Any:
-    """``value`` with secrets replaced by ``<redacted>`` (dicts, lists, ``k=v,...`` strings).
-
-    Secret names are those of :mod:`lm_failtrace.record.secrets` (the one definition used by
-    recording too); known secret values (stashed model arguments, token environment variables)
-    are scrubbed from any string.
-    """
-    if isinstance(value, Mapping):
-        return {k: REDACTED if is_secret_name(str(k)) else redact(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redact(v) for v in value]
-    if isinstance(value, str):
-        text = _PAIR.sub(
-            lambda m: m.group(1) + m.group(2) + REDACTED if is_secret_name(m.group(1)) else m[0],
-            value,
-        )
-        for secret in known_secret_values():
-            text = text.replace(secret, REDACTED)
-        return text
-    return value
+from lm_failtrace.record.secrets import redact
 
 
 def code_version() -> str:

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from lm_failtrace.analysis import AnalysisConfig
 from lm_failtrace.errors import InputError
 from lm_failtrace.profiles import ProfileData, cell_task, write_profiles
+from lm_failtrace.record.secrets import redact_text
 from lm_failtrace.tracking import claims, describe, recovery, registry
 from lm_failtrace.tracking.inputs import LandscapeInput, code_version, content_hash, load_input
 from lm_failtrace.tracking.landscape import Landscape, compute_landscape
@@ -504,7 +505,14 @@ def log_failure_landscape(
     model = (model_name, str(resolved.version.version))
     attempt = _Attempt(attempt_id, uri, model, digest, inp, config, resolved.model_id)
     result = LogResult(
-        uri, experiment, model_name, model[1], registry.router_name(model_name), "", "", digest
+        redact_text(uri),  # printed by `log --json`: never a password in a URL
+        experiment,
+        model_name,
+        model[1],
+        registry.router_name(model_name),
+        "",
+        "",
+        digest,
     )
     with claims.claimed(
         client, f"{model_name} version {model[1]}", model_name, attempt_id, say

@@ -91,6 +91,12 @@ def test_links_are_urls_on_a_server(uri: str) -> None:
     assert "mlflow ui" not in text
 
 
+def test_links_never_carry_url_credentials() -> None:
+    where = describe.Where("https://alice:s3cret@host/mlflow/", "7", "abc")
+    assert where.tracking_uri == "https://host/mlflow/"
+    assert where.base == "https://host/mlflow/"
+
+
 def test_links_are_relative_for_a_local_database() -> None:
     where = describe.Where("sqlite:////data/mlflow.db", "1", "abc")
     analysis = _analysis("m|gsm8k")
