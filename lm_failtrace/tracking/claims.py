@@ -151,13 +151,18 @@ def _read(client: Any, name: str) -> dict[str, str] | None:
 
 
 def _create(client: Any, name: str, tags: dict[str, str], description: str) -> bool:
-    """Create claim ``name``; False when it exists already (someone else was first)."""
+    """Create claim ``name``; False when it exists already (someone else was first).
+
+    MLflow's SQL store answers a create that collides by reading the existing model back; when its
+    holder released it in between, that read fails with ``RESOURCE_DOES_NOT_EXIST``. Either way
+    someone else held the claim a moment ago, and the caller looks again.
+    """
     from mlflow.exceptions import MlflowException
 
     try:
         client.create_registered_model(name, tags=tags, description=description)
     except MlflowException as exc:
-        if exc.error_code == "RESOURCE_ALREADY_EXISTS":
+        if exc.error_code in ("RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST"):
             return False
         raise
     return True

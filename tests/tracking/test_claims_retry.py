@@ -11,6 +11,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import (
     INTERNAL_ERROR,
     INVALID_PARAMETER_VALUE,
+    RESOURCE_DOES_NOT_EXIST,
     TEMPORARILY_UNAVAILABLE,
 )
 
@@ -63,3 +64,37 @@ def test_transient_errors_are_retried_and_others_are_not(monkeypatch) -> None:
     with pytest.raises(MlflowException, match="try later"):
         retry.RetryingClient(always).get_run("r")
     assert always.calls == retry.ATTEMPTS
+
+
+class _ReleasedMeanwhile:
+    """A registry whose first create collides with a claim released while MLflow read it back.
+
+    MLflow's SQL store answers a colliding create by reading the existing model; when its holder
+    deleted it in between, that read fails with RESOURCE_DOES_NOT_EXIST (seen with eight
+    concurrent loggers against a server on PostgreSQL).
+    """
+
+    def __init__(self) -> None:
+        self.models: dict[str, dict[str, str]] = {}
+        self.creates = 0
+
+    def create_registered_model(self, name, tags=None, description=None):
+        self.creates += 1
+        if self.creates == 1:
+            raise MlflowException("not found", error_code=RESOURCE_DOES_NOT_EXIST)
+        self.models[name] = dict(tags or {})
+
+    def get_registered_model(self, name):
+        if name not in self.models:
+            raise MlflowException("not found", error_code=RESOURCE_DOES_NOT_EXIST)
+        return type("RM", (), {"tags": self.models[name]})()
+
+
+def test_a_claim_released_during_a_colliding_create_is_taken_on_the_next_try() -> None:
+    store = _ReleasedMeanwhile()
+    claim = claims.Claim(store, "m version 1", "m", "attempt-1")
+    try:
+        assert claim.try_acquire() is None  # ours, not an error
+        assert store.creates == 2 and claim.held()
+    finally:
+        claim._stop.set()
