@@ -78,13 +78,13 @@ def attach_mechanisms(profiles: Path) -> None:
     The tool itself never reads it unless asked to (``labels=``); the demo does, to show how far
     regimes and routes agree with the causes planted in the bundled specialist.
     """
-    import pandas as pd
+    from lm_failtrace.profiles import read_profiles, write_profiles
 
     with arith_data_path().open(encoding="utf-8") as fh:
         mechanism = {row["problem_id"]: row[LABELS] for row in map(json.loads, fh)}
-    frame = pd.read_csv(profiles)
-    frame[LABELS] = frame["problem_id"].map(mechanism)
-    frame.to_csv(profiles, index=False)
+    table = read_profiles(profiles)
+    frame = table.frame.assign(**{LABELS: table.frame["problem_id"].map(mechanism)})
+    write_profiles(frame, profiles, table.schema)
 
 
 def record(config: DemoConfig, say: Callable[[str], None]) -> Path:

@@ -164,17 +164,17 @@ def generate(
     seen: set[str] = set()
     for mechanism, draw in MECHANISMS.items():
         for index in range(per_mechanism):
-            start, steps = draw(rng)
-            while (
-                question := render(start, steps, true_results(start, steps))["question"]
-            ) in seen:
+            while True:
                 start, steps = draw(rng)
-            seen.add(question)
+                problem = render(start, steps, true_results(start, steps))
+                if problem["question"] not in seen:
+                    break
+            seen.add(problem["question"])
             yield {
                 "problem_id": f"arith-{mechanism}-{index:03d}",
                 "mechanism": mechanism,
                 "level": len(steps),
-                **render(start, steps, true_results(start, steps)),
+                **problem,
             }
 
 
