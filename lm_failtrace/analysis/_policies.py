@@ -192,6 +192,12 @@ class _Router(BaseEstimator):
     _cost_state = ("cost_", "lambda_", "budget_tokens_", "train_spend_")
 
     def predict_rescue(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Predicted rescue rate per operator, shape (n, n_operators); -inf = never chosen."""
+        predicted = self._predicted(X)  # checks that the router is fitted
+        return np.where(np.asarray(self.usable_, dtype=bool), predicted, -np.inf)
+
+    def _predicted(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """The fitted models' predictions, usable operators or not."""
         raise NotImplementedError
 
     def _finish(
@@ -302,12 +308,10 @@ class RidgeRouter(_Router):
         self._finish(matrix, means, usable, counts)
         return self
 
-    def predict_rescue(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Predicted rescue rate per operator, shape (n, n_operators); -inf = never chosen."""
+    def _predicted(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         check_is_fitted(self, "coef_")
         z = zscore(feature_matrix(X, self.feature_names_in_), self.mean_, self.scale_)
-        pred = z @ np.asarray(self.coef_).T + np.asarray(self.intercept_)
-        return np.where(np.asarray(self.usable_, dtype=bool), pred, -np.inf)
+        return z @ np.asarray(self.coef_).T + np.asarray(self.intercept_)
 
 
 class GradientBoostedRouter(_Router):
@@ -406,14 +410,12 @@ class GradientBoostedRouter(_Router):
         self._finish(matrix, means, usable, counts)
         return self
 
-    def predict_rescue(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Predicted rescue rate per operator, shape (n, n_operators); -inf = never chosen."""
+    def _predicted(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         check_is_fitted(self, "trees_")
         matrix = feature_matrix(X, self.feature_names_in_)
         trees = np.asarray(self.trees_, dtype=np.intp).reshape(-1, 2)
         nodes = node_arrays({name: getattr(self, name) for name in NODE_FIELDS})
-        pred = predict_trees(matrix, np.asarray(self.baseline_, dtype=float), trees, nodes)
-        return np.where(np.asarray(self.usable_, dtype=bool), pred, -np.inf)
+        return predict_trees(matrix, np.asarray(self.baseline_, dtype=float), trees, nodes)
 
 
 @register_policy("paper_rule")
