@@ -37,6 +37,7 @@ from typing import Any
 from lm_failtrace.errors import InputError
 from lm_failtrace.record import backends, secrets
 from lm_failtrace.record.backends.generation import reject_unknown_args
+from lm_failtrace.record.backends.journal import rollout_key
 from lm_failtrace.record.sidecar import write_sidecars
 from lm_failtrace.rollouts import output_folder, samples_files
 
@@ -136,12 +137,17 @@ def _is_ours(model: str | None) -> bool:
 
 
 def _private_model_args(
-    model_args: dict[str, Any], model: str | None, seed: list[int | None] | None
+    model_args: dict[str, Any],
+    model: str | None,
+    seed: list[int | None] | None,
+    output_path: str | None = None,
 ) -> dict[str, Any]:
     """Model arguments lm-eval may see (and write); secrets of our backends are stashed.
 
     Secret values and URL credentials are stashed for every backend: our backends read them
-    from the stash, and everything printed and written is scrubbed of them.
+    from the stash, and everything printed and written is scrubbed of them. A server recording
+    with an ``--output_path`` journals what it receives there unless ``journal=`` says otherwise
+    (:mod:`lm_failtrace.record.backends.journal`).
     """
     public, secret = secrets.split_secrets(model_args)
     public, credentials = secrets.url_credentials(public)
@@ -160,6 +166,9 @@ def _private_model_args(
     reject_unknown_args(str(model), {k: v for k, v in model_args.items() if k not in known}, known)
     if "seed" not in public and seed and seed[0] is not None:
         public["seed"] = seed[0]
+    if model == "failtrace-local-completions" and output_path and "journal" not in public:
+        name = rollout_key(sorted(public.items()))[:12]
+        public["journal"] = str(output_folder(output_path) / f".failtrace-journal-{name}.jsonl")
     return public
 
 
@@ -191,13 +200,16 @@ def _hide_secrets(parsed: argparse.Namespace, workdir: Path) -> str | None:
     seed = parsed.seed if parsed.seed is not None else config.get("seed")
     if isinstance(seed, int):
         seed = [seed]
+    output_path = parsed.output_path or config.get("output_path")
     if parsed.config:
-        config["model_args"] = _private_model_args(config_args, model, seed)
+        config["model_args"] = _private_model_args(config_args, model, seed, output_path)
         parsed.config = str(workdir / Path(parsed.config).name)
         Path(parsed.config).write_text(yaml.safe_dump(config), encoding="utf-8")
     if parsed.model_args or (not parsed.config and _is_ours(model)):
-        parsed.model_args = _private_model_args(parsed.model_args or {}, model, seed)
-    return parsed.output_path or config.get("output_path")
+        parsed.model_args = _private_model_args(
+            parsed.model_args or {}, model, seed, output_path
+        )
+    return output_path
 
 
 def _execute(parser: Any, parsed: argparse.Namespace, output_path: str | None) -> EvalResult:

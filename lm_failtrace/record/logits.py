@@ -141,3 +141,21 @@ def rollout_features(
         "concentration": float(np.log10(max(j.max(), EPS) / max(j.mean(), EPS))),
         "logit_dispersion": float(np.log10(max(logit_var[lo:hi].mean(), VAR_FLOOR))),
     }
+
+
+def logit_features(
+    taken: np.ndarray,
+    spec_ids: np.ndarray,
+    spec_logprobs: np.ndarray,
+    anc_ids: np.ndarray,
+    anc_logprobs: np.ndarray,
+    temperature: float = TEMPERATURE,
+) -> dict[str, float]:
+    """One rollout's logit features from both models' top-K at its generated positions.
+
+    The one place recording computes them, whether the top-K came from ``failtrace-hf``'s
+    sampling loop or from two completions servers.
+    """
+    q = token_quantities(taken, spec_ids, spec_logprobs, anc_ids, anc_logprobs, temperature)
+    return rollout_features(q.j, q.logit_var)
+

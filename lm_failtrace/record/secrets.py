@@ -79,6 +79,11 @@ def strip_userinfo(url: str) -> tuple[str, str | None]:
     return match["scheme"] + url[match.end() :], match["userinfo"]
 
 
+def strip_userinfo_all(text: str) -> str:
+    """``text`` with the user information of every URL in it removed (``URL|URL`` replicas)."""
+    return URL_USERINFO.sub(lambda m: m["scheme"], text)
+
+
 def basic_auth(userinfo: str | None) -> tuple[str, str] | None:
     """``user:password`` (percent-encoded, as in a URL) as the pair HTTP basic auth takes."""
     if userinfo is None:
@@ -92,8 +97,8 @@ def url_credentials(model_args: Mapping[str, Any]) -> tuple[dict[str, Any], dict
     public, private = dict(model_args), {}
     for name, value in model_args.items():
         if isinstance(value, str):
-            bare, userinfo = strip_userinfo(value)
-            if userinfo is not None:
+            bare = strip_userinfo_all(value)
+            if bare != value:
                 public[name], private[name] = bare, value
     return public, private
 

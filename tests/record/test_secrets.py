@@ -141,5 +141,20 @@ def test_completions_backend_takes_the_url_failtrace_eval_stashed() -> None:
         secrets.stash({"base_url": "http://user:pw@h:1/v1/completions"})
         backend = FailtraceLocalCompletions(base_url="http://h:1/v1/completions")
         other = FailtraceLocalCompletions(base_url="http://elsewhere/v1/completions")
-    assert backend._auth == ("user", "pw") and backend.base_url == "http://h:1/v1/completions"
-    assert other._auth is None
+    assert backend.server.replicas == [("http://h:1/v1/completions", ("user", "pw"))]
+    assert backend.base_url == "http://h:1/v1/completions"
+    assert other.server.replicas == [("http://elsewhere/v1/completions", None)]
+
+
+def test_replica_urls_each_keep_their_credentials() -> None:
+    """``base_url=URL1|URL2``: failtrace eval stashes both URLs' credentials, lm-eval sees none."""
+    urls = "http://a:pw1@h1:1/v1/completions|http://b:pw2@h2:2/v1/completions"
+    public, private = secrets.url_credentials({"base_url": urls})
+    assert public["base_url"] == "http://h1:1/v1/completions|http://h2:2/v1/completions"
+    with secrets.stash_scope():
+        secrets.stash(private)
+        backend = FailtraceLocalCompletions(base_url=public["base_url"])
+    assert backend.server.replicas == [
+        ("http://h1:1/v1/completions", ("a", "pw1")),
+        ("http://h2:2/v1/completions", ("b", "pw2")),
+    ]

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from lm_failtrace.record.logits import TEMPERATURE, TOP_K, rollout_features, token_quantities
+from lm_failtrace.record.logits import TEMPERATURE, TOP_K, logit_features
 from lm_failtrace.record.scoring import completion_topk, topk_logprobs
 
 
@@ -48,13 +48,10 @@ class AncestorObserver:
         out = []
         for row, (tokens, (a_ids, a_lp)) in enumerate(zip(generated, ancestor, strict=True)):
             n = len(tokens)
-            q = token_quantities(
-                np.asarray(tokens, dtype=np.int64),
-                spec_ids[row, :n],
-                spec_lp[row, :n],
-                a_ids,
-                a_lp,
-                self.temperature,
+            taken = np.asarray(tokens, dtype=np.int64)
+            out.append(
+                logit_features(
+                    taken, spec_ids[row, :n], spec_lp[row, :n], a_ids, a_lp, self.temperature
+                )
             )
-            out.append(rollout_features(q.j, q.logit_var))
         return out
