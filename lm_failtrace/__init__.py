@@ -30,6 +30,7 @@ __version__ = "0.1.0"
 _API: dict[str, str] = {
     "run_eval": "lm_failtrace.record",
     "build_profiles": "lm_failtrace.profiles",
+    "add_rescue": "lm_failtrace.profiles",
     "read_profiles": "lm_failtrace.profiles",
     "write_profiles": "lm_failtrace.profiles",
     "ProfileTable": "lm_failtrace.profiles",
@@ -65,6 +66,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load lazily
     from lm_failtrace.profiles import (
         ProfileSchema,
         ProfileTable,
+        add_rescue,
         build_profiles,
         read_profiles,
         write_profiles,

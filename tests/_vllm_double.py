@@ -22,7 +22,9 @@ rollout with seed ``s``.
 
 Switches that make it a *deficient* server, for the start-up checks: ``--no-logprobs``,
 ``--no-prompt-logprobs``, ``--no-echo``; ``--die-after N`` exits abruptly (no reply) on the
-``N+1``-th completion request, as a killed replica does.
+``N+1``-th completion request, as a killed replica does. ``--request-log FILE`` appends one JSON
+line per completion request it answered (``seed``, ``prompts``, ``logprobs``, ``prompt_logprobs``,
+``echo``), so a test can tell which requests reached which server.
 
 Run: ``python tests/_vllm_double.py --model DIR [--port 0] [--max-logprobs 20]``; it prints
 ``READY <port>`` on stdout once it listens. :func:`serve` starts one from a test.
@@ -129,6 +131,7 @@ class Switches(NamedTuple):
     prompt_logprobs: bool
     echo: bool
     die_after: int | None
+    request_log: str | None = None
 
 
 def _legacy_logprobs(
@@ -231,20 +234,29 @@ class _Handler(BaseHTTPRequestHandler):
             choices.append(choice)
             used += n
             prompt_tokens += len(ids)
-        self._send(
-            200,
-            {
-                "id": f"cmpl-{time.time_ns()}",
-                "object": "text_completion",
-                "model": switches.served_name,
-                "choices": choices,
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": used,
-                    "total_tokens": prompt_tokens + used,
-                },
+        reply = {
+            "id": f"cmpl-{time.time_ns()}",
+            "object": "text_completion",
+            "model": switches.served_name,
+            "choices": choices,
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": used,
+                "total_tokens": prompt_tokens + used,
             },
-        )
+        }
+        with self.counter_lock:  # sent and logged whole, never cut by a --die-after exit
+            self._send(200, reply)
+            self._log(body, len(prompts))
+
+    def _log(self, body: dict[str, Any], prompts: int) -> None:
+        """One line per answered completion request in ``--request-log`` (if given)."""
+        if self.switches.request_log is None:
+            return
+        keys = ("seed", "logprobs", "prompt_logprobs", "echo")
+        line = json.dumps({"prompts": prompts, **{k: body.get(k) for k in keys}}) + "\n"
+        with open(self.switches.request_log, "a", encoding="utf-8") as fh:
+            fh.write(line)
 
     def _choice(self, index: int, ids: list[int], body: dict[str, Any]) -> tuple[dict, int]:
         model, switches = self.model, self.switches
@@ -306,6 +318,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-prompt-logprobs", action="store_true")
     parser.add_argument("--no-echo", action="store_true")
     parser.add_argument("--die-after", type=int)
+    parser.add_argument("--request-log")
     args = parser.parse_args(argv)
     import torch
 
@@ -322,6 +335,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 not args.no_prompt_logprobs,
                 not args.no_echo,
                 args.die_after,
+                args.request_log,
             ),
         },
     )

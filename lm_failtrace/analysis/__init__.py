@@ -3,6 +3,7 @@
 Public API (implementation modules are private and may move):
 
 - :class:`AnalysisConfig`, :func:`analyze` -> JSON-able analysis document.
+- :func:`operator_summaries` -> each operator's mean rescue and tokens (:class:`OperatorSummary`).
 - :func:`compare` (+ :class:`CompareSide`) -> how two failure landscapes differ, task by task.
 - :func:`fit_router` -> JSON-able deployable router params; :func:`load_router` -> ``.predict(df)``
   (an operator name per row, or :data:`SKIP`: repair nothing, when the router weighs tokens).
@@ -24,6 +25,7 @@ from lm_failtrace.analysis._defaults import (
     TOLERANCE,
 )
 from lm_failtrace.analysis._deploy import ROUTER_FORMAT, DeployedRouter, fit_router, load_router
+from lm_failtrace.analysis._operators import OperatorSummary, operator_summaries
 from lm_failtrace.analysis._policies import (
     BestFixed,
     FixedOperator,
@@ -53,6 +55,7 @@ __all__ = [
     "DeployedRouter",
     "FixedOperator",
     "GradientBoostedRouter",
+    "OperatorSummary",
     "PaperRule",
     "RegimeLabeler",
     "RidgeRouter",
@@ -63,6 +66,7 @@ __all__ = [
     "load_router",
     "make_policy",
     "mean_ci",
+    "operator_summaries",
     "policy_from_params",
     "policy_to_params",
     "proportion_ci",

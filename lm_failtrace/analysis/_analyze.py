@@ -20,6 +20,7 @@ from lm_failtrace.analysis._honest import (
     summarize,
 )
 from lm_failtrace.analysis._labels import label_agreement, label_values
+from lm_failtrace.analysis._operators import operator_summaries
 from lm_failtrace.analysis._published import published_by_cell
 from lm_failtrace.analysis._recover import cv_accuracy
 from lm_failtrace.analysis._regimes import RegimeLabeler, regime_summaries, regime_summary
@@ -67,6 +68,12 @@ def _section(
     return section
 
 
+def _operators(frame: pd.DataFrame, config: AnalysisConfig) -> dict:
+    """Each operator's mean rescue (interval) and tokens over ``frame``'s failure units."""
+    rows = operator_summaries(frame, config.operators, config.confidence, config.random_state)
+    return {row.operator: row.to_dict() for row in rows}
+
+
 def _add_labels(
     section: dict, labels: np.ndarray | None, units: UnitArrays, config: AnalysisConfig
 ) -> None:
@@ -110,9 +117,12 @@ def analyze(
     Returns:
         A JSON-able document ``{"config", "cells": {cell: section}, "pooled": section,
         "verdicts"}``; a section holds ``n_units``, ``regimes`` (counts, fractions, Wilson
-        ``intervals``), ``published``, ``honest`` (``steerable_hard`` / ``all_failures`` ->
-        policy -> mean and interval, :mod:`._stats`, and with token counts its held-out
-        ``tokens`` per failure unit and ``budget_status``; ``n_repeats`` per population),
+        ``intervals``), ``operators`` (operator -> its mean ``rescue`` over the units it was
+        assayed on, with interval, ``tokens_per_trial`` and ``tokens_per_rescue``, None when
+        unknown: :mod:`._operators`), ``published``, ``honest`` (``steerable_hard`` /
+        ``all_failures`` -> policy -> mean and interval, :mod:`._stats`, and with token counts
+        its held-out ``tokens`` per failure unit and ``budget_status``; ``n_repeats`` per
+        population),
         ``budget`` (the token budget in tokens and the rescue-versus-tokens ``frontier``, or why
         no budget applies, :mod:`._budget`), ``selection``, ``verdicts`` (structured,
         :mod:`._verdicts`), ``recoverability``, ``clustering`` and, when ``config.labels`` names
@@ -125,6 +135,7 @@ def analyze(
     if cell is not None:
         table = table.cell(cell)
     units = unit_arrays(table, config)
+    frame = checked_frame(table, config)
     labels = label_values(table, config)
     say = progress or (lambda _msg: None)
     codes, names = pd.factorize(units.cell)
@@ -138,6 +149,7 @@ def analyze(
         held, budgets = _honest(part, config, None)
         held_parts.append((held, budgets))
         section = _section(part, held, budgets, config, cluster=True)
+        section["operators"] = _operators(frame.loc[units.cell == name], config)
         section["published"] = published_cells[str(name)]
         _add_labels(section, None if labels is None else labels[units.cell == name], part, config)
         cells[str(name)] = section
@@ -145,6 +157,7 @@ def analyze(
     say("pooled analysis and clustering")
     pooled_held, pooled_budgets = _pool(held_parts)
     pooled = _section(units, pooled_held, pooled_budgets, config, cluster=False)
+    pooled["operators"] = _operators(frame, config)
     pooled["published"] = published_pooled
     pooled["honest"]["note"] = (
         "policies fitted within each cell (as deployed per model and task); held-out rescues pooled"

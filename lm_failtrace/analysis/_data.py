@@ -82,8 +82,9 @@ def token_matrix(
 ) -> np.ndarray | None:
     """Mean generated tokens per trial of each operator (n, n_operators), or None.
 
-    None when the frame lacks any ``<operator>_tokens`` column: costs are unknown and the
-    analysis compares rescue alone.
+    None when the frame lacks any ``<operator>_tokens`` column, or when an assayed operator's
+    column holds no count at all (a rescue column from a run whose backend reported no token
+    counts): costs are unknown and the analysis compares rescue alone.
 
     Raises:
         InputError: a count is missing where its operator was assayed, or negative (located).
@@ -92,7 +93,10 @@ def token_matrix(
     if not all(c in frame.columns for c in columns):
         return None
     tokens = frame.loc[:, columns].apply(pd.to_numeric, errors="coerce").to_numpy(float)
-    bad = np.isnan(tokens) & ~np.isnan(frame.loc[:, list(operators)].to_numpy(float))
+    assayed = ~np.isnan(frame.loc[:, list(operators)].to_numpy(float))
+    if (np.isnan(tokens).all(axis=0) & assayed.any(axis=0)).any():
+        return None
+    bad = np.isnan(tokens) & assayed
     if bad.any() or (tokens < 0).any():
         row, col = np.argwhere(bad | (tokens < 0))[0]
         raise InputError(

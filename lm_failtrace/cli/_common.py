@@ -29,15 +29,16 @@ _FLAG_EXCEPTIONS: dict[str, str] = {
     "old": "OLD",
     "new": "NEW",
     "out_dir": "--output-dir",
+    "score_values": "--score-value",
 }
 
 #: Parameters the CLI exposes under their own name (``--`` + dashes); others are not flags.
 _FLAGS: frozenset[str] = frozenset(
     {
         "alias", "aliases", "attempts", "checkpoint", "fallback", "features", "force", "labels",
-        "lm_eval_run", "model_name", "model_version", "name", "operators", "output", "plot",
-        "policies", "repeats", "restart", "seed", "version", "versions", "temperature",
-        "token_budget", "tracking_uri", "trials",
+        "ladder", "lm_eval_run", "match_task", "model_name", "model_version", "name",
+        "operators", "output", "plot", "policies", "repeats", "rescue", "restart", "scorer",
+        "seed", "version", "versions", "temperature", "token_budget", "tracking_uri", "trials",
     }
 )  # fmt: skip
 
@@ -72,6 +73,21 @@ def reports_input_errors(func: F) -> F:
             raise InputErrorExit(redact_text(exc.format(flag_name))) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def parse_pairs(items: tuple[str, ...], flag: str, metavar: str) -> dict[str, str]:
+    """``KEY=VALUE`` option values as a dict (both sides stripped; a later key wins).
+
+    Raises:
+        click.BadParameter: an item without ``=`` or with an empty side (exit 2, naming ``flag``).
+    """
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise click.BadParameter(f"{item!r} is not {metavar}", param_hint=flag)
+        pairs[key.strip()] = value.strip()
+    return pairs
 
 
 def echo_json(document: Any) -> None:
@@ -169,12 +185,7 @@ def analysis_options(func: F) -> F:
         from lm_failtrace.profiles import ProfileSchema
 
         schema = ProfileSchema.from_options(features or None, operators or None)
-        mapping = dict(DEFAULT_MAPPING)
-        for item in routes:
-            feature, sep, operator = item.partition("=")
-            if not sep or not feature.strip() or not operator.strip():
-                raise click.BadParameter(f"{item!r} is not FEATURE=OPERATOR", param_hint="--map")
-            mapping[feature.strip()] = operator.strip()
+        mapping = {**DEFAULT_MAPPING, **parse_pairs(routes, "--map", "FEATURE=OPERATOR")}
         config = AnalysisConfig(
             features=schema.features,
             operators=schema.operators,

@@ -64,7 +64,8 @@ def parse_model_args(value: str | None) -> dict[str, str]:
 @click.option(
     "--model-args",
     default=None,
-    help="Override recorded model arguments, e.g. pretrained=PATH,ancestor=PATH.",
+    help="Override recorded model arguments, e.g. pretrained=PATH,ancestor=PATH (failtrace-hf) "
+    "or base_url=URL,ancestor_url=URL (failtrace-local-completions).",
 )
 @click.option(
     "--include-path",

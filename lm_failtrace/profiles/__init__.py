@@ -1,4 +1,8 @@
-"""Failure-profile tables: the one data type between recording and analysis."""
+"""Failure-profile tables: the one data type between recording and analysis.
+
+Built from rollouts (:func:`build_profiles`), with rescue columns from other runs of the same
+problems when asked (``rescue=``, ``ladder=``, :func:`add_rescue`).
+"""
 
 from lm_failtrace.profiles._io import (
     ProfileData,
@@ -25,7 +29,8 @@ from lm_failtrace.profiles._schema import (
     cell_task,
     resolve_features,
 )
-from lm_failtrace.profiles.build import ProfileBuild, build_profiles
+from lm_failtrace.profiles.build import ProfileBuild, add_rescue, build_profiles
+from lm_failtrace.profiles.rescue import RescueColumn
 
 __all__ = [
     "ALL_OPERATORS",
@@ -42,6 +47,8 @@ __all__ = [
     "ProfileData",
     "ProfileSchema",
     "ProfileTable",
+    "RescueColumn",
+    "add_rescue",
     "as_profile_table",
     "build_profiles",
     "cell_name",

@@ -206,9 +206,7 @@ def _hide_secrets(parsed: argparse.Namespace, workdir: Path) -> str | None:
         parsed.config = str(workdir / Path(parsed.config).name)
         Path(parsed.config).write_text(yaml.safe_dump(config), encoding="utf-8")
     if parsed.model_args or (not parsed.config and _is_ours(model)):
-        parsed.model_args = _private_model_args(
-            parsed.model_args or {}, model, seed, output_path
-        )
+        parsed.model_args = _private_model_args(parsed.model_args or {}, model, seed, output_path)
     return output_path
 
 

@@ -158,4 +158,3 @@ def logit_features(
     """
     q = token_quantities(taken, spec_ids, spec_logprobs, anc_ids, anc_logprobs, temperature)
     return rollout_features(q.j, q.logit_var)
-

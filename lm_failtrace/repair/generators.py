@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import numpy as np
@@ -64,31 +65,66 @@ class HFAttempts:
 
 
 class CompletionsAttempts:
-    """Black-box attempts from an OpenAI-compatible server (``failtrace-local-completions``)."""
+    """Attempts from OpenAI-compatible servers (``failtrace-local-completions``).
 
-    steers = False
+    Black-box (``retry``, ``budget``, ``temp_shift``) with the specialist server alone; every
+    operator when the run was recorded with ``ancestor_url=`` (or it is given to repair), through
+    :class:`~lm_failtrace.repair.server_steering.ServerSteering`.
+    """
 
     def __init__(self, model_args: Mapping[str, Any]) -> None:
         from lm_failtrace.record.backends.completions import FailtraceLocalCompletions
+        from lm_failtrace.repair.server_steering import ServerSteering
 
-        self.backend = FailtraceLocalCompletions(**dict(model_args))
+        args = {k: v for k, v in model_args.items() if k != "journal"}  # recording's only
+        self.backend = FailtraceLocalCompletions(**args)
+        self.steers = self.backend.ancestor is not None
+        self.steering = ServerSteering(
+            self.backend.server,
+            self.backend.ancestor,
+            self.backend.logit_top_k,
+            self.backend.num_concurrent,
+        )
 
     def generate(
         self, prompt: str, plans: Sequence[RowPlan], until: Sequence[str]
     ) -> list[Attempt]:
-        from lm_failtrace.record.backends.generation import GenerationSettings
+        if not self.steers:  # any server: text prompts, as recording sent them
+            from lm_failtrace.record.backends.generation import GenerationSettings
 
-        attempts = []
-        for plan in plans:
-            settings = GenerationSettings(tuple(until), plan.max_new_tokens, plan.temperature)
-            text, tokens, finish = self.backend.complete(prompt, settings, plan.seed)
-            attempts.append(Attempt(plan, text, tokens, finish or "stop"))
-        return attempts
+            def plain(plan: RowPlan) -> Attempt:
+                settings = GenerationSettings(tuple(until), plan.max_new_tokens, plan.temperature)
+                text, tokens, finish = self.backend.complete(prompt, settings, plan.seed)
+                return Attempt(plan, text, tokens, finish or "stop")
+
+            with ThreadPoolExecutor(self.backend.num_concurrent) as pool:
+                return list(pool.map(plain, plans))
+        return self.steering.run(self.backend.prompt_ids(prompt), plans, until)
 
     def junction_scores(self, prompt: str, texts: Sequence[str]) -> np.ndarray:
-        raise InputError(
-            "a completions server gives no logits: steering operators need failtrace-hf"
-        )
+        """Teacher-forced ``j`` of recorded completions, both servers' top-K in one request each."""
+        from lm_failtrace.record.logits import TEMPERATURE, token_quantities
+
+        b = self.backend
+        if b.ancestor is None:
+            raise InputError(
+                "steering operators through a completions server need the ancestor's server: "
+                "record with ancestor_url=... or pass it to repair as a model argument",
+                column="ancestor_url",
+            )
+        prompt_ids = b.prompt_ids(prompt)
+        completions = [b.server.tokenize(t) for t in texts]
+        sequences = [prompt_ids + c for c in completions]
+        starts = [len(prompt_ids)] * len(completions)
+        spec = b.server.score(sequences, starts, b.logit_top_k)
+        anc = b.ancestor.score(sequences, starts, b.logit_top_k)
+        j = [
+            token_quantities(
+                np.asarray(c, dtype=np.int64), s.ids, s.logprobs, a.ids, a.logprobs, TEMPERATURE
+            ).j
+            for c, s, a in zip(completions, spec, anc, strict=True)
+        ]
+        return np.concatenate(j) if j else np.zeros(0)
 
 
 #: lm-eval model name -> generator class.

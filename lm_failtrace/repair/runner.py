@@ -348,8 +348,9 @@ def repair_run(
         if steering and not generator.steers:
             raise InputError(
                 f"operators {', '.join(steering)} steer toward the ancestor: record with "
-                "failtrace-hf and ancestor=PATH, pass `model_args` ancestor=PATH, or choose "
-                "black-box operators (retry, budget, temp_shift)",
+                "failtrace-hf and ancestor=PATH (or failtrace-local-completions and "
+                "ancestor_url=URL), pass that through `model_args`, or choose black-box "
+                "operators (retry, budget, temp_shift)",
                 parameter="operators",
             )
         scorer = TaskScorer(run.task, include_path)

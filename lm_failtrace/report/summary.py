@@ -1,9 +1,10 @@
 """The numbers report.html states beside the analysis document: per-operator rescue and cost.
 
-The analysis document holds the regimes, the cross-validated policies and the verdicts; what it
-does not hold, and a reader asks first ("what does each operator rescue, and what does it cost?"),
-is computed here from the profile table with the analysis's own interval method, so the report
-states every interval the same way the analysis does.
+The analysis document holds the regimes, each operator's rescue and cost
+(:func:`operator_summaries`, re-exported here for the report's figures and tables), the
+cross-validated policies and the verdicts; what else the report states is computed here with the
+analysis's own interval method, so the report states every interval the same way the analysis
+does.
 
 Everything here is plain numbers (no HTML, no figures): :mod:`.html` words them and
 :mod:`.plots` draws them.
@@ -12,7 +13,6 @@ Everything here is plain numbers (no HTML, no figures): :mod:`.html` words them 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,66 +20,15 @@ import pandas as pd
 
 from lm_failtrace.analysis import (  # the analysis's one method each
     REGIMES,
+    OperatorSummary,
     RegimeLabeler,
-    mean_ci,
     proportion_ci,
 )
+from lm_failtrace.analysis import operator_summaries as operator_summaries  # for html, plots
 from lm_failtrace.errors import InputError
-from lm_failtrace.profiles import TOKENS_SUFFIX
 
 #: Interval level when a document does not state its own.
 DEFAULT_CONFIDENCE = 0.95
-
-
-@dataclass(frozen=True)
-class OperatorSummary:
-    """One operator over one population of failure units.
-
-    Attributes:
-        operator: its name.
-        rescue: mean rescue rate over the units it was assayed on, with ``ci_low``/``ci_high``
-            (None when too few units) and ``n_units``.
-        tokens_per_trial: mean generated tokens of one trial (None: the table has no counts).
-        tokens_per_rescue: generated tokens spent per rescued trial (None: unknown, or nothing
-            rescued).
-    """
-
-    operator: str
-    rescue: Mapping[str, Any]
-    tokens_per_trial: float | None
-    tokens_per_rescue: float | None
-
-
-def _tokens(frame: pd.DataFrame, operator: str, assayed: np.ndarray) -> np.ndarray | None:
-    column = operator + TOKENS_SUFFIX
-    if column not in frame.columns:
-        return None
-    tokens = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)[assayed]
-    return tokens if len(tokens) and np.isfinite(tokens).all() else None
-
-
-def operator_summaries(
-    frame: pd.DataFrame,
-    operators: Sequence[str],
-    confidence: float = DEFAULT_CONFIDENCE,
-    random_state: int = 0,
-) -> list[OperatorSummary]:
-    """Rescue rate (with interval) and token cost of every operator column ``frame`` holds."""
-    out = []
-    for operator in operators:
-        if operator not in frame.columns:
-            continue
-        rates = pd.to_numeric(frame[operator], errors="coerce").to_numpy(dtype=float)
-        assayed = np.isfinite(rates)
-        tokens = _tokens(frame, operator, assayed)
-        per_trial = per_rescue = None
-        if tokens is not None and len(tokens):
-            per_trial = float(tokens.mean())
-            rescued = float(rates[assayed].sum())
-            per_rescue = float(tokens.sum()) / rescued if rescued > 0 else None
-        rescue = mean_ci(rates[assayed], confidence, random_state)  # the analysis's method
-        out.append(OperatorSummary(operator, rescue, per_trial, per_rescue))
-    return out
 
 
 def best_operator(summaries: Sequence[OperatorSummary]) -> str | None:

@@ -86,6 +86,19 @@ def _regime_mix(reg: dict) -> str:
     return "Regimes: " + " | ".join(parts) + (" (too few units for intervals)" if too_few else "")
 
 
+def _operators(section: dict) -> str:
+    """Each operator alone over the section's failure units: mean rescue [interval], tokens."""
+    operators = section.get("operators") or {}
+    rows = [
+        [name, _interval(row["rescue"]), row["rescue"].get("n_units"), row["tokens_per_trial"],
+         row["tokens_per_rescue"]]
+        for name, row in operators.items()
+    ]  # fmt: skip
+    headers = ["operator", "mean rescue", "units assayed", "tokens/trial", "tokens/rescue"]
+    head = "Operators (each alone, over the failure units it was assayed on; tokens n/a: unknown)"
+    return head + "\n" + text_table(headers, rows)
+
+
 def _published(section: dict) -> str:
     pub = section["published"]
     if not pub["n_steerable"]:
@@ -213,6 +226,8 @@ def _labels(lab: dict) -> str:
 
 def _section(title: str, section: dict, config: dict) -> str:
     parts = [f"== {title} ({section['n_units']} failure units) ==", _regime_mix(section["regimes"])]
+    if section.get("operators"):
+        parts.append(_operators(section))
     parts += [_published(section), _honest(section, config)]
     if "selected" in section["selection"]:
         parts.append(_selection(section["selection"]))

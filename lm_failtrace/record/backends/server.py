@@ -2,7 +2,8 @@
 
 A :class:`CompletionsServer` is one model behind one or more replica URLs (vLLM data-parallel
 replicas, several pods behind no load balancer): requests go round-robin over the replicas that
-answer; a replica that refuses connections, times out or answers 5xx is set aside for
+answer; a replica that refuses connections, times out, drops the connection mid-reply or
+answers 5xx is set aside for
 :data:`COOLDOWN_S` seconds and the request moves to the next one, with exponential backoff once
 every replica has failed it. Only when ``max_retries + 1`` attempts have failed is the request an
 error (naming the model argument, e.g. ``ancestor_url``).
@@ -59,6 +60,14 @@ FINISH_REASONS = {
     "max_tokens": "length",
     "model_length": "length",
 }
+
+
+class ServerRefused(InputError):
+    """A server answered a request with HTTP 4xx (:attr:`status`); the message quotes it."""
+
+    def __init__(self, message: str, status: int, *, column: str | None = None) -> None:
+        self.status = status
+        super().__init__(message, column=column)
 
 
 @dataclass
@@ -225,7 +234,11 @@ class CompletionsServer:
             url = self._endpoint(replica, endpoint)
             try:
                 response = self._session(replica).post(url, json=payload, timeout=self.timeout)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,  # died mid-reply: body cut short
+            ) as exc:
                 problem = f"{type(exc).__name__} from {self.urls[replica]}"
                 self._set_aside(replica)
                 continue
@@ -250,9 +263,10 @@ class CompletionsServer:
 
     def _json(self, response: Any, url: str) -> dict[str, Any]:
         if response.status_code >= 400:
-            raise InputError(
+            raise ServerRefused(
                 f"completions server {url} refused the request: HTTP {response.status_code}: "
                 f"{response.text[:300]}",
+                response.status_code,
                 column=self.argument,
             )
         try:
@@ -426,7 +440,14 @@ class CompletionsServer:
         """
         ids = self.tokenize(PROBE_TEXT)
         probe = GenerationSettings((), 2, 1.0)
-        sampled = self.complete(ids, probe, seed=0, logprobs=k)
+        try:
+            sampled = self.complete(ids, probe, seed=0, logprobs=k)
+        except ServerRefused as exc:  # vLLM: HTTP 400 when K > --max-logprobs
+            raise InputError(
+                f"{exc.message}; it refused logit_top_k={k} log-probs per token as token ids: "
+                f"lower logit_top_k or raise the server's limit (vLLM: --max-logprobs {k})",
+                column=self.argument,
+            ) from None
         assert sampled.top is not None
         if len(sampled.top) and sampled.top.ids.shape[1] < k:
             raise InputError(
