@@ -2,15 +2,18 @@
 
 :func:`run_case` runs one ``failtrace`` command in-process on inputs a case built and asserts the
 README's contract for bad input; the builders write valid inputs (a profile table, an lm-eval run
-folder of a failtrace task, a repair checkpoint's first line) for cases to break. A plain module,
+folder of a failtrace task, a repair checkpoint's first line, a real Inspect log) for cases to
+break. A plain module,
 not a conftest, so the test file imports it by a name unique in the suite.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -180,3 +183,43 @@ def checkpoint_header(runs: Path) -> dict:
     """The first line ``failtrace repair``'s default settings write for this run folder."""
     samples = sorted(str(r.files.get("samples")) for r in find_runs(runs))
     return json.loads(json.dumps({"config": asdict(RepairConfig()), "runs": samples}))
+
+
+@functools.cache
+def _inspect_log(scored: bool, partial: bool, effort: str) -> bytes:
+    """The bytes of one real Inspect log of ``mockllm`` (2 samples x 2 epochs), made once."""
+    from inspect_ai import Task
+    from inspect_ai import eval as inspect_eval
+    from inspect_ai.dataset import Sample
+    from inspect_ai.model import ModelOutput, ModelUsage, get_model
+    from inspect_ai.scorer import Score, Target, accuracy, match, scorer
+
+    def answer(*_: object) -> ModelOutput:  # usage given: Inspect counts nothing itself
+        out = ModelOutput.from_content("mockllm/model", "4")
+        out.usage = ModelUsage(input_tokens=5, output_tokens=3, total_tokens=8)
+        return out
+
+    @scorer(metrics=[accuracy()])
+    def partial_credit() -> Callable:
+        async def score(state: object, target: Target) -> Score:
+            return Score(value="P", answer="x")
+
+        return score
+
+    dataset = [Sample(input=f"What is {i} + {i}?", target=str(2 * i), id=f"s{i}") for i in (1, 2)]
+    task = Task(dataset=dataset, scorer=partial_credit() if partial else match(), name="tiny")
+    with tempfile.TemporaryDirectory() as folder:
+        model = get_model("mockllm/model", custom_outputs=answer)
+        (log,) = inspect_eval(task, model=model, log_dir=folder, epochs=2, score=scored,
+                              display="none", reasoning_effort=effort)  # fmt: skip
+        return Path(log.location).read_bytes()
+
+
+def inspect_log(
+    path: Path, *, scored: bool = True, partial: bool = False, effort: str = "low"
+) -> Path:
+    """A real Inspect log written to ``path`` (``scored=False``: without scores;
+    ``partial``: every score is ``P``, partial credit)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(_inspect_log(scored, partial, effort))
+    return path

@@ -35,6 +35,7 @@ from malformed import (
     Build,
     checkpoint_header,
     good_frame,
+    inspect_log,
     renamed,
     rollouts,
     run_case,
@@ -618,6 +619,135 @@ def _(root: Path) -> tuple[list[str], str]:
     run_folder(root)
     (root / "loop.csv").symlink_to("loop.csv")
     return ["profile", "runs", "-o", "loop.csv"], "--output, loop.csv: cannot resolve the path"
+
+
+# --- profile: Inspect logs, rescue columns from other runs, ladders ----------------------------
+
+
+@case("profile-inspect-garbage-log")
+def _(root: Path) -> tuple[list[str], str]:
+    (root / "broken.eval").write_bytes(b"PK\x03\x04 not a zip at all" * 10)
+    return ["profile", "broken.eval", "-o", "out.csv"], "broken.eval: cannot read as an Inspect"
+
+
+@case("profile-inspect-truncated-log")
+def _(root: Path) -> tuple[list[str], str]:
+    whole = inspect_log(root / "whole.eval").read_bytes()
+    (root / "cut.eval").write_bytes(whole[: len(whole) // 2])
+    (root / "whole.eval").unlink()
+    return ["profile", "cut.eval", "-o", "out.csv"], "cut.eval: cannot read as an Inspect"
+
+
+@case("profile-inspect-json-that-is-not-a-log")
+def _(root: Path) -> tuple[list[str], str]:
+    (root / "notes.json").write_text('{"hello": "world"}', encoding="utf-8")
+    return ["profile", "notes.json", "-o", "out.csv"], "notes.json: cannot read as an Inspect"
+
+
+@case("profile-inspect-log-without-scores")
+def _(root: Path) -> tuple[list[str], str]:
+    inspect_log(root / "unscored.eval", scored=False)
+    return ["profile", "unscored.eval", "-o", "out.csv"], "unscored.eval: the log has no scores"
+
+
+@case("profile-inspect-unknown-scorer")
+def _(root: Path) -> tuple[list[str], str]:
+    inspect_log(root / "log.eval")
+    args = ["profile", "log.eval", "--scorer", "nope", "-o", "out.csv"]
+    return args, ("--scorer, log.eval: no scorer 'nope'", "its scorers: match")
+
+
+@case("profile-inspect-partial-credit")
+def _(root: Path) -> tuple[list[str], str]:
+    inspect_log(root / "log.eval", partial=True)
+    return ["profile", "log.eval", "-o", "out.csv"], ("--score-value, log.eval", "score 'P'")
+
+
+@case("profile-score-value-not-0-or-1")
+def _(root: Path) -> tuple[list[str], str]:
+    inspect_log(root / "log.eval", partial=True)
+    args = ["profile", "log.eval", "--score-value", "P=0.5", "-o", "out.csv"]
+    return args, ("--score-value", "say 1 (correct) or 0 (incorrect)")
+
+
+@case("profile-folder-with-lm-eval-runs-and-inspect-logs")
+def _(root: Path) -> tuple[list[str], str]:
+    runs = run_folder(root)
+    inspect_log(runs / "m" / "log.eval")
+    return ["profile", "runs", "-o", "out.csv"], "holds both lm-eval runs and Inspect logs"
+
+
+def _rescue_case(other_rows: list[dict] | None, *extra: str, expected: str | tuple[str, ...],
+                 name: str = "other") -> Build:  # fmt: skip
+    """``profile r.jsonl --rescue NAME=other.jsonl`` with ``other_rows`` (None: no such file)."""
+
+    def build(root: Path) -> tuple[list[str], str | tuple[str, ...]]:
+        write_jsonl(root / "r.jsonl", rollouts())
+        if other_rows is not None:
+            write_jsonl(root / "other.jsonl", other_rows)
+        return ["profile", "r.jsonl", "--rescue", f"{name}=other.jsonl", *extra], expected
+
+    return build
+
+
+def _retask(rows: list[dict], task: str) -> list[dict]:
+    return [{**r, "task": task} for r in rows]
+
+
+RESCUE_CASES: dict[str, Build] = {
+    "without-equals": lambda root: (["profile", "r.jsonl", "--rescue", "long"],
+                                    ("Invalid value for --rescue", "'long' is not NAME=OTHER")),
+    "missing-file": _rescue_case(None, expected="other.jsonl: no such file or directory"),
+    "mismatched-tasks": _rescue_case(
+        _retask(rollouts(model="big"), "gsm8k"),
+        expected=("--rescue, other.jsonl: task 'failtrace_arith' of the input is not in it",
+                  "(its tasks: gsm8k)", "--match-task"),
+    ),
+    "unknown-match-task": _rescue_case(
+        rollouts(model="big"), "--match-task", "gsm8k=arith",
+        expected="--match-task: task 'gsm8k' is not a task of the input",
+    ),
+    "ids-do-not-match": _rescue_case(
+        [{**r, "problem_id": "x" + r["problem_id"]} for r in rollouts(model="big")],
+        expected=("--rescue, other.jsonl: none of the 4 failure units", "'xp0'"),
+    ),
+    "name-of-a-profile-column": _rescue_case(
+        rollouts(model="big"), name="pass_rate",
+        expected="--rescue: cannot name a rescue column 'pass_rate'",
+    ),
+    "name-not-an-identifier": _rescue_case(
+        rollouts(model="big"), name="high effort", expected="use letters, digits and underscores"
+    ),
+    "several-models-in-other": _rescue_case(
+        rollouts(model="big") + rollouts(model="huge"), expected="several models (big, huge)"
+    ),
+    "single-rollout-for-retry": lambda root: (
+        ["profile", str(write_jsonl(root / "one.jsonl", rollouts(repeats=1))), "--rescue",
+         f"big={write_jsonl(root / 'big.jsonl', rollouts(model='big'))}"],
+        "has 1 rollout: retry's rescue is estimated from a failure unit's other rollouts",
+    ),
+    "output-is-the-other-run": lambda root: (
+        ["profile", str(write_jsonl(root / "r.jsonl", rollouts())), "--rescue",
+         f"big={write_table(pd.DataFrame(rollouts(model='big')), root / 'big.parquet')}",
+         "-o", str(root / "big.parquet")],
+        "is the input",
+    ),
+}  # fmt: skip
+
+for _name, _build in RESCUE_CASES.items():
+    CASES.append(Case(f"profile-rescue-{_name}", _build))
+
+
+@case("profile-ladder-on-an-lm-eval-run")
+def _(root: Path) -> tuple[list[str], str]:
+    run_folder(root)
+    return ["profile", "runs", "--ladder"], "runs: --ladder reads a folder of Inspect eval logs"
+
+
+@case("profile-ladder-of-one-setting")
+def _(root: Path) -> tuple[list[str], str]:
+    inspect_log(root / "logs" / "low.eval")
+    return ["profile", "logs", "--ladder"], "a ladder's logs differ in exactly one setting"
 
 
 # --- repair: outputs and checkpoints (all before any model is loaded) ---------------------------

@@ -43,8 +43,10 @@ TASK = "failtrace_arith"
 REPEATS = 16  # the task's
 #: Three problems of each mechanism of the bundled set (25 each, in order): slips, long chains
 #: that run out of tokens, a forgotten skill, out-of-reach answers.
-SAMPLES = json.dumps({TASK: [m * 25 + i for m in range(4) for i in range(3)]})
-LIMIT = 12  # problems: doc ids 0..11 in the order of SAMPLES
+DOCS = [m * 25 + i for m in range(4) for i in range(3)]  # doc ids 0..11 in this order
+#: The killed-replica runs take the first four (doc ids 0..3 again: the same seeds), so the
+#: agreement run is their healthy reference.
+FEW = 4
 SEED = 3
 SPECIALIST = tiny_model_path("specialist")
 ANCESTOR = tiny_model_path("ancestor")
@@ -85,10 +87,13 @@ def _args(base_url: str, ancestor_url: str | None, *extra: str) -> str:
     return ",".join([*args, *extra])
 
 
-def _eval(run_failtrace, tasks_path: str, out: Path, model: str, model_args: str):
+def _eval(
+    run_failtrace, tasks_path: str, out: Path, model: str, model_args: str, docs: int = len(DOCS)
+):
+    samples = json.dumps({TASK: DOCS[:docs]})
     return run_failtrace(
         ["eval", "--model", model, "--model_args", model_args, "--tasks", TASK,
-         "--include_path", tasks_path, "--samples", SAMPLES, "--seed", str(SEED),
+         "--include_path", tasks_path, "--samples", samples, "--seed", str(SEED),
          "--batch_size", "16", "--log_samples", "--output_path", str(out)],
         cwd=out.parent,
     )  # fmt: skip
@@ -98,7 +103,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def _rollouts(out: Path) -> dict[tuple[str, int], dict[str, Any]]:
+def _rollouts(out: Path, docs: int = len(DOCS)) -> dict[tuple[str, int], dict[str, Any]]:
     """Side-car rows by (problem_id, repeat), each with its text from the samples log.
 
     (With ``--samples`` lm-eval numbers the backend's doc ids 0.. in list order but writes the
@@ -112,8 +117,13 @@ def _rollouts(out: Path) -> dict[tuple[str, int], dict[str, Any]]:
         for repeat, text in enumerate(s["resps"][0])
     }
     rows = {(r["problem_id"], r["repeat"]): r for r in _read_jsonl(sidecar)}
-    assert len(rows) == LIMIT * REPEATS and rows.keys() == texts.keys()
+    assert len(rows) == docs * REPEATS and rows.keys() == texts.keys()
     return {key: {**row, "text": texts[key]} for key, row in rows.items()}
+
+
+def _first(rollouts: dict[tuple[str, int], dict[str, Any]], docs: int) -> dict:
+    """The rollouts of doc ids ``0..docs-1``."""
+    return {key: row for key, row in rollouts.items() if row["doc_id"] < docs}
 
 
 def _sampled_seeds(log: Path, skip: int = 0) -> list[int]:
@@ -136,7 +146,8 @@ def _lines(path: Path) -> int:
     return len(path.read_text(encoding="utf-8").splitlines()) if path.is_file() else 0
 
 
-ALL_SEEDS = {rollout_seed(SEED, TASK, d, r) for d in range(LIMIT) for r in range(REPEATS)}
+def _seeds(docs: int) -> set[int]:
+    return {rollout_seed(SEED, TASK, d, r) for d in range(docs) for r in range(REPEATS)}
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +185,11 @@ def _identical(hf: dict, server: dict) -> list[tuple[str, int]]:
 
 def test_server_rollouts_are_failtrace_hf_rollouts(hf_run: Path, server_run: Path) -> None:
     hf, server = _rollouts(hf_run), _rollouts(server_run)
-    assert {r["seed"] for r in hf.values()} == {r["seed"] for r in server.values()} == ALL_SEEDS
+    assert (
+        {r["seed"] for r in hf.values()}
+        == {r["seed"] for r in server.values()}
+        == _seeds(len(DOCS))
+    )
     same = _identical(hf, server)
     share = len(same) / len(hf)
     print(f"\n[agreement] identical rollouts (same seed): {len(same)}/{len(hf)} = {share:.4f}")
@@ -330,18 +345,19 @@ def test_killed_replica_run_completes_on_the_other(
     """``base_url=A|B``, A killed mid-run: same rollouts as one healthy server, none twice."""
     log_a = tmp_path / "a.jsonl"
     skip = _lines(doubles.specialist_log)
-    flags = ("--served-model-name", "specialist", "--die-after", "30", "--request-log", str(log_a))
+    flags = ("--served-model-name", "specialist", "--die-after", "16", "--request-log", str(log_a))
     with serve(SPECIALIST, *flags) as replica_a:
         out = tmp_path / "runs"
         args = _args(f"{replica_a.url}|{doubles.specialist.url}", doubles.ancestor.url)
-        proc = _eval(run_failtrace, tasks_path, out, "failtrace-local-completions", args)
+        proc = _eval(run_failtrace, tasks_path, out, "failtrace-local-completions", args, FEW)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert replica_a.process.poll() is not None  # it really died mid-run
     on_a, on_b = _sampled_seeds(log_a), _sampled_seeds(doubles.specialist_log, skip)
     print(f"\n[replicas] sampled on A before it died: {len(on_a)}, on B: {len(on_b)}")
-    assert 0 < len(on_a) < len(ALL_SEEDS)
-    assert sorted(on_a + on_b) == sorted(ALL_SEEDS)  # every rollout sampled once
-    assert _rollouts(out) == _rollouts(server_run)  # texts, tokens, features: as if none died
+    assert 0 < len(on_a) < FEW * REPEATS
+    assert sorted(on_a + on_b) == sorted(_seeds(FEW))  # every rollout sampled once
+    # texts, tokens, finish reasons, features: as if no replica had died
+    assert _rollouts(out, FEW) == _first(_rollouts(server_run), FEW)
 
 
 def test_a_rerun_resumes_from_the_journal(
@@ -353,8 +369,8 @@ def test_a_rerun_resumes_from_the_journal(
     url = f"http://127.0.0.1:{port}/v1/completions"
     args = _args(url, doubles.ancestor.url, FAST_FAIL)
     served = ("--served-model-name", "specialist", "--port", str(port))
-    with serve(SPECIALIST, *served, "--die-after", "60"):
-        proc = _eval(run_failtrace, tasks_path, out, "failtrace-local-completions", args)
+    with serve(SPECIALIST, *served, "--die-after", "30"):
+        proc = _eval(run_failtrace, tasks_path, out, "failtrace-local-completions", args, FEW)
     assert proc.returncode == 2, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: ") and f"cannot reach the completions server at {url}" in last
@@ -362,16 +378,16 @@ def test_a_rerun_resumes_from_the_journal(
     assert not list(out.rglob("rollouts_*")) and not list(out.rglob("results_*"))
     (journal,) = out.rglob(".failtrace-journal-*.jsonl")
     kept = [r["meta"]["seed"] for r in _read_jsonl(journal)]
-    assert 0 < len(kept) < len(ALL_SEEDS) and len(set(kept)) == len(kept)
+    assert 0 < len(kept) < FEW * REPEATS and len(set(kept)) == len(kept)
 
     log = tmp_path / "back.jsonl"
     with serve(SPECIALIST, *served, "--request-log", str(log)):
-        proc = _eval(run_failtrace, tasks_path, out, "failtrace-local-completions", args)
+        proc = _eval(run_failtrace, tasks_path, out, "failtrace-local-completions", args, FEW)
     assert proc.returncode == 0, proc.stderr[-3000:]
     asked = _sampled_seeds(log)
     print(f"\n[resume] journaled before the crash: {len(kept)}, requested on rerun: {len(asked)}")
-    assert sorted(asked) == sorted(ALL_SEEDS - set(kept))  # only the missing, each once
-    assert _rollouts(out) == _rollouts(server_run)
+    assert sorted(asked) == sorted(_seeds(FEW) - set(kept))  # only the missing, each once
+    assert _rollouts(out, FEW) == _first(_rollouts(server_run), FEW)
     assert not journal.exists()
 
 

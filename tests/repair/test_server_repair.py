@@ -149,7 +149,8 @@ def repaired(doubles, tmp_path_factory) -> dict[str, pd.DataFrame]:
     for name, (model, args) in models.items():
         _failtrace("eval", "--model", model, "--model_args", args, "--tasks", "failtrace_arith",
                    "--include_path", str(tasks_dir()), "--samples", samples, "--seed", "1",
-                   "--log_samples", "--output_path", f"runs-{name}", cwd=work)  # fmt: skip
+                   "--batch_size", "16", "--log_samples", "--output_path", f"runs-{name}",
+                   cwd=work)  # fmt: skip
         _failtrace("repair", f"runs-{name}", "-o", f"{name}.parquet", "--trials", "2", cwd=work)
         tables[name] = pd.read_parquet(work / f"{name}.parquet").set_index("problem_id")
     return tables
