@@ -131,7 +131,7 @@ def _failtrace(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def repaired(doubles, tmp_path_factory) -> dict[str, pd.DataFrame]:
+def repaired(doubles, tmp_path_factory) -> dict:
     """The demo pair recorded twice (failtrace-hf; the servers), each repaired by its backend."""
     from lm_failtrace.demo import doc_indices
     from lm_failtrace.record.tasks import tasks_dir
@@ -153,6 +153,8 @@ def repaired(doubles, tmp_path_factory) -> dict[str, pd.DataFrame]:
                    cwd=work)  # fmt: skip
         _failtrace("repair", f"runs-{name}", "-o", f"{name}.parquet", "--trials", "2", cwd=work)
         tables[name] = pd.read_parquet(work / f"{name}.parquet").set_index("problem_id")
+    (results,) = (work / "runs-server").rglob("results_*.json")
+    tables["server_config"] = json.loads(results.read_text(encoding="utf-8"))["config"]
     return tables
 
 
@@ -176,3 +178,11 @@ def test_repair_through_servers_agrees_with_hf(repaired) -> None:
     skill = [p for p in shared if "forgotten_skill" in p]
     assert server.loc[skill, "sparse_steer"].mean() > server.loc[skill, "retry"].mean()
     assert np.isfinite(server.loc[shared, "dense_steer_tokens"]).all()
+
+
+def test_the_run_says_its_features_come_from_top_k_lists(repaired) -> None:
+    """The run's results JSON (beside its side-car) records the server path's approximation."""
+    config = repaired["server_config"]
+    assert config["logit_top_k"] == 20
+    assert config["logit_features"] == "top-K log-probs from two completions servers"
+    assert config["ancestor_scoring"] == "prompt_logprobs"

@@ -152,6 +152,20 @@ class FailtraceLocalCompletions(LM):
         self._prompt_ids: dict[str, list[int]] = {}
         self._prompt_lock = threading.Lock()
 
+    def get_model_info(self) -> dict[str, Any]:
+        """What the run's logit features were computed from, for lm-eval's results ``config``.
+
+        The results JSON is the run's metadata beside its side-car: a reader of the features
+        learns there that they come from top-K lists of two servers (docs/method.md section 8).
+        """
+        if self.ancestor is None:
+            return {"logit_features": None}
+        return {
+            "logit_features": "top-K log-probs from two completions servers",
+            "logit_top_k": self.logit_top_k,
+            "ancestor_scoring": self.ancestor.scoring,
+        }
+
     def _check_white_box(self) -> None:
         """Both servers give what logit features need, and tokenise alike (one error if not)."""
         assert self.ancestor is not None

@@ -160,6 +160,7 @@ class FailtraceHF(LM):
             "model_device": str(self.model.device),
             "model_dtype": str(self.model.dtype).removeprefix("torch."),
             "model_num_parameters": int(self.model.num_parameters()),
+            "logit_top_k": self.logit_top_k if self.ancestor is not None else None,
         }
 
     def _config_max_length(self) -> int:
