@@ -6,9 +6,10 @@ The README's ladder example runs on these logs::
     .venv/bin/failtrace profile ladder --ladder -o ladder.parquet
     .venv/bin/failtrace analyze ladder.parquet
 
-Writes one ``.eval`` log per setting of ``reasoning_effort`` (low, medium, high): ``inspect_ai.eval``
-of 48 arithmetic problems, 8 epochs each, answered by ``mockllm`` following a script with four
-kinds of problem, 12 of each (what a ladder of a real reasoning model often looks like):
+Writes one ``.eval`` log per setting of ``reasoning_effort`` (low, medium, high):
+``inspect_ai.eval`` of 48 arithmetic problems, 8 epochs each, answered by ``mockllm`` following a
+script with four kinds of problem, 12 of each (what a ladder of a real reasoning model often looks
+like):
 
 - ``slip``: mostly right at every effort, a wrong digit now and then (a retry fixes it);
 - ``long``: the working does not fit at low effort (the model stops at ``max_tokens`` with no
@@ -64,9 +65,10 @@ def reply(kind: str, effort: str, target: str, draw: random.Random) -> tuple[str
     scale = TOKENS[effort] * (0.6 + 0.8 * draw.random())
     if draw.random() < P_CORRECT[kind][effort]:
         return target, int(scale), "stop"
-    if kind == "long" and effort != "high":
-        if effort == "low" or draw.random() < 0.5:  # ran out of tokens mid-way: no answer
-            return "", LOW_LIMIT if effort == "low" else 2 * LOW_LIMIT, "max_tokens"
+    # Long working runs out of tokens mid-way (no answer): always at low effort, half the time
+    # at medium.
+    if kind == "long" and effort != "high" and (effort == "low" or draw.random() < 0.5):
+        return "", LOW_LIMIT if effort == "low" else 2 * LOW_LIMIT, "max_tokens"
     if kind == "hard" and draw.random() < 0.8:
         return str(int(target) + 10), int(scale), "stop"  # the usual wrong answer
     return str(int(target) + draw.randint(1, 9)), int(scale), "stop"

@@ -222,8 +222,7 @@ def build_profiles(
         steps = split_ladder(sources, Path(path))
         sources, others = steps.base, steps.rungs
         check_names([name for name, _ in others], rescue or {})
-    for name, other in (rescue or {}).items():
-        others.append((name, discover(other, all_runs=all_runs, scores=scores)))
+    others += _discover_others(rescue or {}, all_runs, scores)
     base = _read(sources, progress)
     if base.n_rollouts == 0:
         raise InputError("no rollouts in the input", path=path)
@@ -244,6 +243,21 @@ def build_profiles(
         schema=ProfileSchema.from_frame(frame),
         rescue=columns,
     )
+
+
+def _discover_others(
+    rescue: Mapping[str, str | Path], all_runs: bool, scores: ScoreMapping
+) -> list[tuple[str, list[Source]]]:
+    """The files of each other run; an input error there names the `rescue` argument too."""
+    others = []
+    for name, path in rescue.items():
+        try:
+            others.append((name, discover(path, all_runs=all_runs, scores=scores)))
+        except InputError as exc:
+            if exc.parameter is not None:
+                raise
+            raise InputError(exc.message, path=exc.path, parameter="rescue") from None
+    return others
 
 
 def _read(sources: list[Source], progress: Callable[[str], None] | None) -> _Read:
@@ -343,7 +357,7 @@ def add_rescue(
         )
     check_task_map(match_task or {}, frame["task"])
     scores = ScoreMapping(scorer, dict(score_values or {}))
-    others = [(n, discover(o, all_runs=all_runs, scores=scores)) for n, o in rescue.items()]
+    others = _discover_others(rescue, all_runs, scores)
     values, tokens, _ = _rescue_columns(frame, others, match_task or {}, progress)
     operators = (*(table.schema.operators or ()), *values)
     schema = ProfileSchema(features=table.schema.features, operators=operators)

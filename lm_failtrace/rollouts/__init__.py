@@ -16,7 +16,6 @@ from lm_failtrace.rollouts.inspect_logs import (
     SETTINGS_SEPARATOR,
     InspectLog,
     ScoreMapping,
-    read_log_header,
 )
 from lm_failtrace.rollouts.outcome import (
     FAILURE_COLUMNS,
@@ -68,7 +67,6 @@ __all__ = [
     "outcome_features",
     "output_folder",
     "pass_at_k",
-    "read_log_header",
     "recorded_model_args",
     "results_files",
     "run_model_name",

@@ -697,7 +697,7 @@ def _retask(rows: list[dict], task: str) -> list[dict]:
 RESCUE_CASES: dict[str, Build] = {
     "without-equals": lambda root: (["profile", "r.jsonl", "--rescue", "long"],
                                     ("Invalid value for --rescue", "'long' is not NAME=OTHER")),
-    "missing-file": _rescue_case(None, expected="other.jsonl: no such file or directory"),
+    "missing-file": _rescue_case(None, expected="--rescue, other.jsonl: no such file or directory"),
     "mismatched-tasks": _rescue_case(
         _retask(rollouts(model="big"), "gsm8k"),
         expected=("--rescue, other.jsonl: task 'failtrace_arith' of the input is not in it",

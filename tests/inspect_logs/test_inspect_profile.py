@@ -149,19 +149,27 @@ def test_ladder_rescue_columns_are_the_higher_settings_pass_rates(
 ) -> None:
     high_script = {
         "q1": ("What is 2 + 2?", "4", [Reply("4", 15)] * EPOCHS),
-        "q2": ("What is 3 + 4?", "7", [Reply("7", 40), Reply("7", 44), Reply("8", 48),
-                                       Reply("7", 52)]),
+        "q2": (
+            "What is 3 + 4?",
+            "7",
+            [Reply("7", 40), Reply("7", 44), Reply("8", 48), Reply("7", 52)],
+        ),
         "q3": ("What is 4 + 5?", "9", [Reply("9", 90)] * EPOCHS),
-        "long": ("What is 1 + 2? Think long.", "3", [Reply("3", 150), Reply("", 190, "max_tokens"),
-                                                     Reply("3", 160), Reply("3", 170)]),
+        "long": (
+            "What is 1 + 2? Think long.",
+            "3",
+            [Reply("3", 150), Reply("", 190, "max_tokens"), Reply("3", 160), Reply("3", 170)],
+        ),
     }  # fmt: skip  (q4 is not in the high run: its unit's column stays empty)
     medium_script = {**high_script, "q2": ("What is 3 + 4?", "7", [Reply("6", 30)] * EPOCHS)}
     ladder = tmp_path / "ladder"
-    shutil.copy(low_log, ladder.mkdir() or ladder / low_log.name)
+    ladder.mkdir()
+    shutil.copy(low_log, ladder / low_log.name)
     run_inspect(ladder, high_script, reasoning_effort="high")
     run_inspect(ladder, medium_script, reasoning_effort="medium")
     out = tmp_path / "t.csv"
-    result = CliRunner().invoke(main, ["profile", str(ladder), "--ladder", "-o", str(out), "--json"])
+    args = ["profile", str(ladder), "--ladder", "-o", str(out), "--json"]
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     frame = read_profiles(out).frame.set_index("problem_id")
     assert_units(frame.reset_index(), EXPECTED)  # BASE is the lowest setting

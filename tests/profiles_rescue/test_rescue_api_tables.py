@@ -37,11 +37,13 @@ def rollouts(model: str, effort: str, seed: int) -> list[dict]:
         if effort == "low" and long_problem:
             p_correct *= 0.3
         draw = random.Random(f"{model}|{effort}|{p}")
-        for r in range(REPEATS):
+        for _ in range(REPEATS):
             correct = draw.random() < p_correct
             truncated = effort == "low" and long_problem and not correct and draw.random() < 0.7
-            tokens = MAX_TOKENS[effort] if truncated else int(
-                (400 if effort == "low" else 1800) * (0.5 + difficulty + draw.random())
+            tokens = (
+                MAX_TOKENS[effort]
+                if truncated
+                else int((400 if effort == "low" else 1800) * (0.5 + difficulty + draw.random()))
             )
             answer = None if truncated else ("B" if correct else draw.choice("ACD"))
             rows.append({

@@ -108,3 +108,19 @@ def test_repair_columns_and_run_columns_in_one_table(tmp_path: Path) -> None:
     without = pd.read_parquet(repaired).drop(columns=["retry", "retry_tokens"])
     with pytest.raises(ft.InputError, match="has no 'retry' column"):
         ft.add_rescue(without, {"long": longer})
+
+
+def test_a_run_without_token_counts_leaves_costs_unknown(tmp_path: Path) -> None:
+    base = write(tmp_path / "base.jsonl", rows("m", "t", {f"p{i}": [i % 2 == 0, False, True]
+                 for i in range(12)}))  # fmt: skip
+    other = rows("m", "t", {f"p{i}": [True, i % 3 == 0] for i in range(12)})
+    other = write(tmp_path / "other.jsonl", [{**r, "generated_tokens": None} for r in other])
+    built = ft.build_profiles(base, rescue={"other": other})
+    assert built.frame["other_tokens"].isna().all() and built.frame["retry_tokens"].notna().all()
+    doc = analyze(built.frame, AnalysisConfig(n_repeats=2))
+    section = doc["cells"]["m|t"]
+    assert section["budget"]["applied"] is False  # compared on rescue alone, and said so
+    assert section["operators"]["other"]["tokens_per_trial"] is None
+    assert section["operators"]["other"]["rescue"]["mean"] == pytest.approx(
+        built.frame["other"].mean()
+    )
