@@ -78,9 +78,17 @@ class Model:
         self.backend = FailtraceHF(pretrained=path, dtype="float32")
         self.tokenizer = self.backend.tokenizer
         self.lock = threading.Lock()
+        self._pieces: dict[int, str] = {}
+
+    def piece(self, token: int) -> str:
+        """One token's text (memoised: the logprobs blocks name every top-K entry)."""
+        text = self._pieces.get(token)
+        if text is None:
+            text = self._pieces[token] = self.tokenizer.decode([token])
+        return text
 
     def token_name(self, token: int, as_ids: bool) -> str:
-        return f"token_id:{token}" if as_ids else self.tokenizer.decode([token])
+        return f"token_id:{token}" if as_ids else self.piece(token)
 
     def generate(self, ids: list[int], body: dict[str, Any]) -> tuple[Any, list | None]:
         from lm_failtrace.record.backends.decoding import sample_batch
@@ -116,12 +124,11 @@ class Model:
 
         with self.lock, torch.inference_mode():
             logits = self.backend.model(input_ids=torch.tensor([ids])).logits[0]
-        logp = torch.log_softmax(logits.float(), dim=-1)
-        out: list[tuple[list, list, float] | None] = [None]
-        for p in range(1, len(ids)):
-            values, top = torch.topk(logp[p - 1], min(k, logp.shape[-1]))
-            out.append((top.tolist(), values.tolist(), float(logp[p - 1, ids[p]])))
-        return out
+        logp = torch.log_softmax(logits.float(), dim=-1)[:-1]  # row p - 1 predicts token p
+        values, top = torch.topk(logp, min(k, logp.shape[-1]), dim=-1)
+        taken = logp.gather(-1, torch.tensor(ids[1:]).unsqueeze(-1)).squeeze(-1)
+        rows = zip(top.tolist(), values.tolist(), taken.tolist(), strict=True)
+        return [None, *rows]
 
 
 class Switches(NamedTuple):
@@ -144,7 +151,7 @@ def _legacy_logprobs(
         name = model.token_name(token, as_ids)
         names.append(name)
         offsets.append(offset)
-        offset += len(model.tokenizer.decode([token]))
+        offset += len(model.piece(token))
         if step is None:
             token_lps.append(None)
             top.append(None)
@@ -291,7 +298,7 @@ class _Handler(BaseHTTPRequestHandler):
                     str(t): {
                         "logprob": v,
                         "rank": r + 1,
-                        "decoded_token": model.tokenizer.decode([t]),
+                        "decoded_token": model.piece(t),
                     }
                     for r, (t, v) in enumerate(zip(top, values, strict=True))
                 }
@@ -300,7 +307,7 @@ class _Handler(BaseHTTPRequestHandler):
                     {
                         "logprob": taken,
                         "rank": None,
-                        "decoded_token": model.tokenizer.decode([token]),
+                        "decoded_token": model.piece(token),
                     },
                 )
                 per_token.append(entry)

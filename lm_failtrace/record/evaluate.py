@@ -136,6 +136,24 @@ def _is_ours(model: str | None) -> bool:
     return model in backends.BACKENDS
 
 
+#: Model arguments of ``failtrace-local-completions`` that change where and how fast rollouts are
+#: requested, not what they are (left out of the journal's name).
+JOURNAL_TRANSPORT_ARGS = frozenset(
+    {
+        "base_url",
+        "ancestor_url",
+        "num_concurrent",
+        "max_retries",
+        "retry_backoff",
+        "timeout",
+        "ancestor_batch",
+        "batch_size",
+        "max_batch_size",
+        "device",
+    }
+)
+
+
 def _private_model_args(
     model_args: dict[str, Any],
     model: str | None,
@@ -167,7 +185,10 @@ def _private_model_args(
     if "seed" not in public and seed and seed[0] is not None:
         public["seed"] = seed[0]
     if model == "failtrace-local-completions" and output_path and "journal" not in public:
-        name = rollout_key(sorted(public.items()))[:12]
+        # named by what determines the rollouts, not by where they are sampled: a rerun against
+        # other replicas, or with another concurrency, resumes
+        determining = {k: v for k, v in public.items() if k not in JOURNAL_TRANSPORT_ARGS}
+        name = rollout_key(sorted(determining.items()))[:12]
         public["journal"] = str(output_folder(output_path) / f".failtrace-journal-{name}.jsonl")
     return public
 

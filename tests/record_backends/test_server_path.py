@@ -2,14 +2,17 @@
 
 ``tests/_vllm_double.py`` is a test double of vLLM's ``/v1/completions``: a real HTTP server
 process serving the bundled tiny pair with ``failtrace-hf``'s own sampling loop, so a rollout the
-double samples with seed ``s`` is the rollout ``failtrace-hf`` samples with seed ``s``. Every run
-here goes through the real ``failtrace eval`` CLI (lm-eval in a subprocess) over real sockets.
+double samples with seed ``s`` is the rollout ``failtrace-hf`` samples with seed ``s``. Every
+recording here goes through the real ``failtrace eval`` CLI (lm-eval in a subprocess) over real
+sockets.
 
 - Agreement with ``failtrace-hf``: the same rollouts, logit features (top-20 from the servers
   against top-100 in-process) with Spearman >= 0.95 each, and the paper rule's routes computed
   from each path's profile table. The measured numbers are printed (``pytest -s``).
-- Start-up checks: one ``Error:`` line, exit 2, nothing written, for each server that cannot
-  give what logit features need.
+- Start-up checks: one error naming the argument, nothing written, for each server that cannot
+  give what logit features need (through the CLI: exit 2, one ``Error:`` line, no traceback).
+- Scoring by ``echo`` where ``prompt_logprobs`` is missing, and a reply cut short mid-body, on
+  the server client directly.
 - A replica killed mid-run: the run completes on the other replica; with a single replica the
   run fails, keeps what it received in the journal, and a rerun requests only what is missing.
 """
@@ -31,8 +34,10 @@ from _vllm_double import Running, free_port, serve
 from scipy.stats import spearmanr
 
 from lm_failtrace.analysis import route_batch
+from lm_failtrace.errors import InputError
 from lm_failtrace.models import tiny_model_path
 from lm_failtrace.profiles import LOGIT_FEATURES
+from lm_failtrace.record.backends.completions import FailtraceLocalCompletions
 from lm_failtrace.record.backends.generation import GenerationSettings
 from lm_failtrace.record.backends.seeds import rollout_seed
 from lm_failtrace.record.backends.server import PROBE_TEXT, CompletionsServer
@@ -47,6 +52,8 @@ DOCS = [m * 25 + i for m in range(4) for i in range(3)]  # doc ids 0..11 in this
 #: The killed-replica runs take the first four (doc ids 0..3 again: the same seeds), so the
 #: agreement run is their healthy reference.
 FEW = 4
+#: Half the task's 128: the long chains still run out of tokens, in half the time.
+MAX_GEN_TOKS = 64
 SEED = 3
 SPECIALIST = tiny_model_path("specialist")
 ANCESTOR = tiny_model_path("ancestor")
@@ -94,6 +101,7 @@ def _eval(
     return run_failtrace(
         ["eval", "--model", model, "--model_args", model_args, "--tasks", TASK,
          "--include_path", tasks_path, "--samples", samples, "--seed", str(SEED),
+         "--gen_kwargs", f"max_gen_toks={MAX_GEN_TOKS}",
          "--batch_size", "16", "--log_samples", "--output_path", str(out)],
         cwd=out.parent,
     )  # fmt: skip
@@ -116,8 +124,9 @@ def _rollouts(out: Path, docs: int = len(DOCS)) -> dict[tuple[str, int], dict[st
         for s in _read_jsonl(samples)
         for repeat, text in enumerate(s["resps"][0])
     }
-    rows = {(r["problem_id"], r["repeat"]): r for r in _read_jsonl(sidecar)}
-    assert len(rows) == docs * REPEATS and rows.keys() == texts.keys()
+    lines = _read_jsonl(sidecar)
+    rows = {(r["problem_id"], r["repeat"]): r for r in lines}
+    assert len(lines) == len(rows) == docs * REPEATS and rows.keys() == texts.keys()
     return {key: {**row, "text": texts[key]} for key, row in rows.items()}
 
 
@@ -127,11 +136,9 @@ def _first(rollouts: dict[tuple[str, int], dict[str, Any]], docs: int) -> dict:
 
 
 def _sampled_seeds(log: Path, skip: int = 0) -> list[int]:
-    """Seeds of the rollouts a double sampled (its request log from line ``skip``).
-
-    Sampling requests carry ``logprobs`` (white-box) and one prompt; the start-up probe's seed 0
-    is left out, as are the ancestor-scoring requests (``prompt_logprobs``/``echo``).
-    """
+    """Seeds of the rollouts a double sampled (its request log from line ``skip``): every
+    completion request it answered but the start-up probe's (seed 0) and text scoring
+    (``prompt_logprobs``/``echo``)."""
     if not log.is_file():
         return []
     lines = _read_jsonl(log)[skip:]
@@ -230,9 +237,10 @@ def test_paper_rule_routes_agree(run_failtrace, hf_run: Path, server_run: Path, 
     assert sorted(exact.index) == sorted(served.index)  # the same failure units
     assert len(exact) >= 8
     agree = float((exact == served.reindex(exact.index)).mean())
+    counts = {route: int(n) for route, n in exact.value_counts().items()}
     print(
         f"[agreement] paper-rule routes: {agree:.4f} of {len(exact)} failure units agree "
-        f"({dict(exact.value_counts())} from failtrace-hf)"
+        f"(failtrace-hf's routes: {counts})"
     )
     assert agree >= MIN_ROUTE_AGREEMENT
 
@@ -297,22 +305,33 @@ def test_unreachable_ancestor_is_one_error(
     assert "'ancestor_url'" in error
 
 
-def test_ancestor_that_cannot_score_a_text_is_one_error(
-    run_failtrace, tasks_path: str, tmp_path: Path, doubles: Doubles
-) -> None:
+def _constructor_error(tmp_path: Path, **model_args: Any) -> str:
+    """The backend's start-up error in-process: the ``InputError`` the CLI prints as its one
+    ``Error:`` line (the three checks issue 11 names go through the CLI above; these two stay
+    in-process, one lm-eval start each saved)."""
+    journal = tmp_path / "journal.jsonl"
+    with pytest.raises(InputError) as caught:
+        FailtraceLocalCompletions(
+            model="specialist", ancestor_model="ancestor", journal=str(journal), **model_args
+        )
+    assert not journal.exists()
+    return str(caught.value)
+
+
+def test_ancestor_that_cannot_score_a_text_is_one_error(tmp_path: Path, doubles: Doubles) -> None:
     flags = ("--served-model-name", "ancestor", "--no-prompt-logprobs", "--no-echo")
     with serve(ANCESTOR, *flags) as mute:
-        error = _refused(
-            run_failtrace, tasks_path, tmp_path, _args(doubles.specialist.url, mute.url)
-        )
+        error = _constructor_error(tmp_path, base_url=doubles.specialist.url, ancestor_url=mute.url)
     assert "cannot score a given text" in error and "'ancestor_url'" in error
 
 
-def test_top_k_above_the_server_limit_is_one_error(
-    run_failtrace, tasks_path: str, tmp_path: Path, doubles: Doubles
-) -> None:
-    args = _args(doubles.specialist.url, doubles.ancestor.url, "logit_top_k=21")
-    error = _refused(run_failtrace, tasks_path, tmp_path, args)
+def test_top_k_above_the_server_limit_is_one_error(tmp_path: Path, doubles: Doubles) -> None:
+    error = _constructor_error(
+        tmp_path,
+        base_url=doubles.specialist.url,
+        ancestor_url=doubles.ancestor.url,
+        logit_top_k=21,
+    )
     assert "logit_top_k=21" in error and "--max-logprobs 21" in error
     assert "greater than max allowed: 20" in error  # the server's own words, quoted
 

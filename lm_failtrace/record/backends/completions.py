@@ -176,11 +176,16 @@ class FailtraceLocalCompletions(LM):
         check_same_tokenizer(self.server, self.ancestor)
 
     def prompt_ids(self, context: str) -> list[int]:
-        """The specialist server's token ids of a prompt, asked once per distinct prompt."""
+        """The specialist server's token ids of a prompt, asked once per distinct prompt.
+
+        With the tokenizer's special tokens, as the server encodes a text prompt (a BOS on
+        Llama-style tokenizers): white-box rollouts are then the black-box rollouts of the
+        same seeds.
+        """
         with self._prompt_lock:
             cached = self._prompt_ids.get(context)
         if cached is None:
-            cached = self.server.tokenize(context)
+            cached = self.server.tokenize(context, special=True)
             with self._prompt_lock:
                 self._prompt_ids[context] = cached
         return cached

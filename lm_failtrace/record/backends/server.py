@@ -3,10 +3,9 @@
 A :class:`CompletionsServer` is one model behind one or more replica URLs (vLLM data-parallel
 replicas, several pods behind no load balancer): requests go round-robin over the replicas that
 answer; a replica that refuses connections, times out, drops the connection mid-reply or
-answers 5xx is set aside for
-:data:`COOLDOWN_S` seconds and the request moves to the next one, with exponential backoff once
-every replica has failed it. Only when ``max_retries + 1`` attempts have failed is the request an
-error (naming the model argument, e.g. ``ancestor_url``).
+answers 5xx is set aside for :data:`COOLDOWN_S` seconds and the request moves to the next one,
+with exponential backoff once every replica has failed it. Only when ``max_retries + 1``
+attempts have failed is the request an error (naming the model argument, e.g. ``ancestor_url``).
 
 Besides plain completions, the white-box path (logit features and steering through servers) needs
 what vLLM's completions API carries (see docs/method.md, *Logit features through servers*):
@@ -350,9 +349,14 @@ class CompletionsServer:
         ]
         return ids, TopK.from_entries(entries)
 
-    def tokenize(self, text: str) -> list[int]:
-        """The server's token ids of ``text`` (no special tokens added), via ``/tokenize``."""
-        data = self.post({"prompt": text, "add_special_tokens": False}, endpoint="tokenize")
+    def tokenize(self, text: str, special: bool = False) -> list[int]:
+        """The server's token ids of ``text`` via ``/tokenize``.
+
+        Args:
+            special: add the tokenizer's special tokens (a BOS), as the server does to a text
+                prompt; prompts need them, completions and probe texts do not.
+        """
+        data = self.post({"prompt": text, "add_special_tokens": special}, endpoint="tokenize")
         tokens = data.get("tokens")
         if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
             raise InputError(
@@ -444,8 +448,8 @@ class CompletionsServer:
             sampled = self.complete(ids, probe, seed=0, logprobs=k)
         except ServerRefused as exc:  # vLLM: HTTP 400 when K > --max-logprobs
             raise InputError(
-                f"{exc.message}; it refused logit_top_k={k} log-probs per token as token ids: "
-                f"lower logit_top_k or raise the server's limit (vLLM: --max-logprobs {k})",
+                f"{exc.message}; it was asked for logit_top_k={k} log-probs per token (as token "
+                f"ids): lower logit_top_k or raise the server's limit (vLLM: --max-logprobs {k})",
                 column=self.argument,
             ) from None
         assert sampled.top is not None
