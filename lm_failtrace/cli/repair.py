@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from lm_failtrace.cli._common import echo_json, reports_input_errors
+from lm_failtrace.cli._common import echo_json, parse_pairs, reports_input_errors
 from lm_failtrace.record.backends.seeds import DEFAULT_BASE_SEED
 
 
@@ -73,6 +73,21 @@ def parse_model_args(value: str | None) -> dict[str, str]:
     type=click.Path(path_type=Path, file_okay=False),
     help="Folder of task YAMLs (for make-task variants); repeatable.",
 )
+@click.option(
+    "--rescue",
+    "rescue_items",
+    multiple=True,
+    metavar="NAME=OTHER",
+    help="Also add rescue column NAME from another run of the same problems (anything "
+    "`failtrace profile` reads), as `failtrace profile --rescue` does; repeatable.",
+)
+@click.option(
+    "--match-task",
+    "task_items",
+    multiple=True,
+    metavar="TASK=OTHER_TASK",
+    help="Match the run's task TASK with OTHER_TASK in the --rescue runs; repeatable.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @reports_input_errors
 def repair(
@@ -85,6 +100,8 @@ def repair(
     seed: int,
     model_args: str | None,
     include_path: tuple[Path, ...],
+    rescue_items: tuple[str, ...],
+    task_items: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Measure each operator's rescue rate on the failure units of a recorded run.
@@ -97,6 +114,8 @@ def repair(
     with those columns, for `failtrace analyze`. An interrupted repair resumes from
     OUTPUT.partial.jsonl without redoing finished units (--restart discards it); a checkpoint
     made with other settings, or with a damaged line, is refused (exit 2, naming the line).
+    With --rescue NAME=OTHER, columns from other runs of the same problems are added as
+    `failtrace profile --rescue` adds them (docs/method.md section 9).
     """
     from lm_failtrace.repair.runner import DEFAULT_OPERATORS, RepairConfig, repair_run
 
@@ -106,6 +125,7 @@ def repair(
         else DEFAULT_OPERATORS
     )
     config = RepairConfig(operators=ops, attempts=attempts, trials=trials, seed=seed)
+    rescue = parse_pairs(rescue_items, "--rescue", "NAME=OTHER")
     table = repair_run(
         run_dir,
         output,
@@ -114,7 +134,10 @@ def repair(
         include_path=include_path,
         progress=True,
         restart=restart,
+        rescue=rescue,
+        match_task=parse_pairs(task_items, "--match-task", "TASK=OTHER_TASK"),
     )
+    ops = (*ops, *rescue)  # the summary shows the columns from other runs too
     summary = {
         "output": str(output),
         "units": len(table),

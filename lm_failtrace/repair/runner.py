@@ -28,8 +28,15 @@ from tqdm import tqdm
 
 from lm_failtrace.errors import InputError
 from lm_failtrace.outputs import check_outputs
-from lm_failtrace.profiles import ProfileSchema, check_table_path, write_profiles
+from lm_failtrace.profiles import (
+    ProfileSchema,
+    ProfileTable,
+    add_rescue,
+    check_table_path,
+    write_profiles,
+)
 from lm_failtrace.profiles.build import build_profiles
+from lm_failtrace.profiles.rescue import check_names
 from lm_failtrace.record.backends.seeds import DEFAULT_BASE_SEED
 from lm_failtrace.repair.generators import AttemptGenerator, attempt_generator
 from lm_failtrace.repair.operators import OPERATORS, UnitContext
@@ -287,6 +294,8 @@ def repair_run(
     include_path: Sequence[str | Path] = (),
     progress: bool = False,
     restart: bool = False,
+    rescue: Mapping[str, str | Path] | None = None,
+    match_task: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Repair every failure unit of the newest run of each task under ``run_dir``.
 
@@ -299,6 +308,9 @@ def repair_run(
         progress: draw one progress bar on stderr (units done, rate, time remaining); units
             resumed from a checkpoint count as done.
         restart: discard the checkpoint ``<output>.partial.jsonl`` instead of resuming from it.
+        rescue: rescue columns from other runs of the same problems, added to the repaired table
+            (NAME -> OTHER, as in :func:`~lm_failtrace.profiles.add_rescue`; ``match_task`` as
+            there), so measured and run-derived operators meet in one table.
 
     Returns:
         The written table.
@@ -314,8 +326,9 @@ def repair_run(
     config.check()
     output = Path(output)
     partial = output.with_name(output.name + ".partial.jsonl")
-    check_outputs([("output", output), ("output", partial)], [run_dir])
+    check_outputs([("output", output), ("output", partial)], [run_dir, *(rescue or {}).values()])
     check_table_path(output)
+    check_names(rescue or {}, [*config.operators, *(f"{op}_tokens" for op in config.operators)])
     built = build_profiles(run_dir)
     table = built.frame
     if table["model"].nunique() > 1:
@@ -370,6 +383,9 @@ def repair_run(
     extra = pd.DataFrame([results[k] for k in keys], columns=columns)
     out = pd.concat([table.reset_index(drop=True), extra], axis=1)
     # The table declares what was measured: the run's features and exactly these operators.
-    write_profiles(out, output, ProfileSchema(built.schema.features, config.operators))
+    repaired = ProfileTable(out, ProfileSchema(built.schema.features, config.operators))
+    if rescue:
+        repaired = add_rescue(repaired, rescue, match_task=match_task)
+    write_profiles(repaired.frame, output, repaired.schema)
     partial.unlink(missing_ok=True)
-    return out
+    return repaired.frame

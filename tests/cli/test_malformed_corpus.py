@@ -821,6 +821,26 @@ def _(root: Path) -> tuple[list[str], str]:
     return ["repair", str(runs), "-o", str(runs)], "is a directory"
 
 
+@case("repair-rescue-without-equals")
+def _(root: Path) -> tuple[list[str], str]:
+    run_folder(root)
+    return _repair(root, "--rescue", "bigger"), "'bigger' is not NAME=OTHER"
+
+
+@case("repair-rescue-names-a-repaired-operator")
+def _(root: Path) -> tuple[list[str], str]:
+    runs = run_folder(root)
+    return _repair(root, "--rescue", f"budget={runs}"), "cannot name a rescue column 'budget'"
+
+
+@case("repair-rescue-output-inside-the-other-run")
+def _(root: Path) -> tuple[list[str], str]:
+    run_folder(root)
+    other = run_folder(root / "other")
+    args = ["repair", str(root / "runs"), "-o", str(other / "out.csv"), "--rescue", f"o={other}"]
+    return args, "lies inside the input folder"
+
+
 @case("repair-output-is-the-run-through-a-symlink")
 def _(root: Path) -> tuple[list[str], str]:
     runs = run_folder(root)

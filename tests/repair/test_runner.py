@@ -176,3 +176,36 @@ def test_rescue_is_the_share_of_trials_with_a_correct_attempt() -> None:
     assert result["retry"] == pytest.approx(np.mean(wins))
     assert result["budget"] == result["retry"]  # same seeds, same scripted outcome
     assert result["retry_tokens"] == 2 * 10 and result["budget_tokens"] == 2 * 40
+
+
+def test_repair_adds_rescue_columns_from_other_runs(run_dir: Path, tmp_path: Path) -> None:
+    """`failtrace repair --rescue NAME=OTHER`: measured and run-derived operators in one table."""
+    import json
+
+    from click.testing import CliRunner
+
+    from lm_failtrace.cli import main
+
+    units = repair_run(run_dir, tmp_path / "plain.csv", CONFIG)
+    other = tmp_path / "bigger.jsonl"
+    rows = [
+        {"model": "bigger", "task": "failtrace_arith", "problem_id": pid, "answer": "1",
+         "correct": r < k, "generated_tokens": 10 * (k + 1)}
+        for k, pid in enumerate(units["problem_id"]) for r in range(4)
+    ]  # fmt: skip
+    other.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "mixed.parquet"
+    args = ["repair", str(run_dir), "-o", str(out), "--operators", "retry,budget", "--trials",
+            "2", "--attempts", "2", "--rescue", f"bigger={other}", "--json"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert set(json.loads(result.stdout)["mean_rescue"]) == {"retry", "budget", "bigger"}
+    table = read_profiles(out)
+    assert table.schema.operators == ("retry", "budget", "bigger")
+    expected = {pid: (k / 4, 10.0 * (k + 1)) for k, pid in enumerate(units["problem_id"])}
+    for pid, rate, tokens in table.frame[["problem_id", "bigger", "bigger_tokens"]].itertuples(
+        index=False
+    ):
+        assert (rate, tokens) == expected[pid]
+    clash = CliRunner().invoke(main, [*args[:-3], "--rescue", f"budget={other}"])
+    assert clash.exit_code == 2 and "cannot name a rescue column 'budget'" in clash.output
