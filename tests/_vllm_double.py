@@ -50,20 +50,26 @@ from typing import Any, NamedTuple
 VLLM_DEFAULT_MAX_LOGPROBS = 20
 
 
+def _top_k(logits: Any, taken: Any, k: int) -> list[tuple[list, list, float]]:
+    """Per row of ``[N, V]`` logits: the top-K ids and T=1 log-probs, and the log-prob of the
+    row's ``taken`` token (what vLLM returns per position)."""
+    import torch
+
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    values, ids = torch.topk(logp, min(k, logp.shape[-1]), dim=-1)
+    chosen = logp.gather(-1, taken.unsqueeze(-1)).squeeze(-1)
+    return list(zip(ids.tolist(), values.tolist(), chosen.tolist(), strict=True))
+
+
 class _TopKRecorder:
     """A generation observer keeping each step's top-K T=1 log-probs and the sampled token's."""
 
     def __init__(self, k: int) -> None:
         self.k = k
-        self.steps: list[tuple[Any, Any, Any]] = []
+        self.steps: list[tuple[list, list, float]] = []
 
     def on_step(self, step: int, logits: Any, tokens: Any, active: Any) -> None:
-        import torch
-
-        logp = torch.log_softmax(logits.float(), dim=-1)
-        values, ids = torch.topk(logp, min(self.k, logp.shape[-1]), dim=-1)
-        taken = logp.gather(-1, tokens.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-        self.steps.append((ids[0].tolist(), values[0].tolist(), float(taken[0])))
+        self.steps.append(_top_k(logits, tokens.clamp(min=0), self.k)[0])
 
     def finish(self, prompts: Sequence[Sequence[int]], generated: Sequence[Sequence[int]]) -> list:
         return [{}]
@@ -124,11 +130,7 @@ class Model:
 
         with self.lock, torch.inference_mode():
             logits = self.backend.model(input_ids=torch.tensor([ids])).logits[0]
-        logp = torch.log_softmax(logits.float(), dim=-1)[:-1]  # row p - 1 predicts token p
-        values, top = torch.topk(logp, min(k, logp.shape[-1]), dim=-1)
-        taken = logp.gather(-1, torch.tensor(ids[1:]).unsqueeze(-1)).squeeze(-1)
-        rows = zip(top.tolist(), values.tolist(), taken.tolist(), strict=True)
-        return [None, *rows]
+        return [None, *_top_k(logits[:-1], torch.tensor(ids[1:]), k)]  # row p - 1 predicts p
 
 
 class Switches(NamedTuple):

@@ -37,7 +37,6 @@ from typing import Any
 from lm_failtrace.errors import InputError
 from lm_failtrace.record import backends, secrets
 from lm_failtrace.record.backends.generation import reject_unknown_args
-from lm_failtrace.record.backends.journal import rollout_key
 from lm_failtrace.record.sidecar import write_sidecars
 from lm_failtrace.rollouts import output_folder, samples_files
 
@@ -136,24 +135,6 @@ def _is_ours(model: str | None) -> bool:
     return model in backends.BACKENDS
 
 
-#: Model arguments of ``failtrace-local-completions`` that change where and how fast rollouts are
-#: requested, not what they are (left out of the journal's name).
-JOURNAL_TRANSPORT_ARGS = frozenset(
-    {
-        "base_url",
-        "ancestor_url",
-        "num_concurrent",
-        "max_retries",
-        "retry_backoff",
-        "timeout",
-        "ancestor_batch",
-        "batch_size",
-        "max_batch_size",
-        "device",
-    }
-)
-
-
 def _private_model_args(
     model_args: dict[str, Any],
     model: str | None,
@@ -185,11 +166,9 @@ def _private_model_args(
     if "seed" not in public and seed and seed[0] is not None:
         public["seed"] = seed[0]
     if model == "failtrace-local-completions" and output_path and "journal" not in public:
-        # named by what determines the rollouts, not by where they are sampled: a rerun against
-        # other replicas, or with another concurrency, resumes
-        determining = {k: v for k, v in public.items() if k not in JOURNAL_TRANSPORT_ARGS}
-        name = rollout_key(sorted(determining.items()))[:12]
-        public["journal"] = str(output_folder(output_path) / f".failtrace-journal-{name}.jsonl")
+        from lm_failtrace.record.backends.completions import default_journal
+
+        public["journal"] = str(default_journal(public, output_folder(output_path)))
     return public
 
 

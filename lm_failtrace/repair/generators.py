@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import numpy as np
@@ -89,17 +88,9 @@ class CompletionsAttempts:
     def generate(
         self, prompt: str, plans: Sequence[RowPlan], until: Sequence[str]
     ) -> list[Attempt]:
-        if not self.steers:  # any server: text prompts, as recording sent them
-            from lm_failtrace.record.backends.generation import GenerationSettings
-
-            def plain(plan: RowPlan) -> Attempt:
-                settings = GenerationSettings(tuple(until), plan.max_new_tokens, plan.temperature)
-                text, tokens, finish = self.backend.complete(prompt, settings, plan.seed)
-                return Attempt(plan, text, tokens, finish or "stop")
-
-            with ThreadPoolExecutor(self.backend.num_concurrent) as pool:
-                return list(pool.map(plain, plans))
-        return self.steering.run(self.backend.prompt_ids(prompt), plans, until)
+        # Black-box: any server, text prompts as recording sent them; steering: token ids.
+        source = self.backend.prompt_ids(prompt) if self.steers else prompt
+        return self.steering.run(source, plans, until)
 
     def junction_scores(self, prompt: str, texts: Sequence[str]) -> np.ndarray:
         """Teacher-forced ``j`` of recorded completions, both servers' top-K in one request each."""

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -74,12 +73,9 @@ def temperature_redraw(specialist: dict[int, float], temperature: float, uniform
     return int(ids[min(int(np.searchsorted(cdf, uniform)), len(ids) - 1)])
 
 
-@dataclass
-class _Row:
-    """A steered row in progress: the generated token ids and whether it has ended."""
-
-    tokens: list[int]
-    ended: bool = False
+def _unsteered(plan: RowPlan, done: Completion, fired_at: int | None = None) -> Attempt:
+    """A server's sample taken as the attempt as it is."""
+    return Attempt(plan, done.text, done.completion_tokens, done.finish_reason or "stop", fired_at)
 
 
 class ServerSteering:
@@ -108,26 +104,33 @@ class ServerSteering:
         self.eos_ids_: set[int] = set()
 
     def run(
-        self, prompt_ids: Sequence[int], plans: Sequence[RowPlan], until: Sequence[str]
+        self, prompt: str | Sequence[int], plans: Sequence[RowPlan], until: Sequence[str]
     ) -> list[Attempt]:
-        """One attempt per plan, ``num_concurrent`` at a time."""
-        if self.ancestor is None and any(p.needs_ancestor for p in plans):
-            raise ValueError("steering and detector plans need the ancestor server")
-        with ThreadPoolExecutor(self.num_concurrent) as pool:
-            return list(pool.map(lambda p: self.attempt(list(prompt_ids), p, tuple(until)), plans))
+        """One attempt per plan, ``num_concurrent`` at a time.
 
-    def attempt(self, prompt: list[int], plan: RowPlan, until: tuple[str, ...]) -> Attempt:
-        """One plan's attempt (module docstring)."""
+        Args:
+            prompt: token ids; or text, as a black-box server takes it (plain plans only).
+        """
+        if any(p.needs_ancestor for p in plans) and (
+            self.ancestor is None or isinstance(prompt, str)
+        ):
+            raise ValueError("steering and detector plans need the ancestor server and token ids")
+        source = prompt if isinstance(prompt, str) else list(prompt)
+        with ThreadPoolExecutor(self.num_concurrent) as pool:
+            return list(pool.map(lambda p: self.attempt(source, p, tuple(until)), plans))
+
+    def attempt(self, prompt: str | list[int], plan: RowPlan, until: tuple[str, ...]) -> Attempt:
+        """One plan's attempt (module docstring); steered plans need a token-id ``prompt``."""
         settings = GenerationSettings(until, plan.max_new_tokens, plan.temperature)
         if not plan.needs_ancestor:
-            done = self.specialist.complete(prompt, settings, plan.seed)
-            return Attempt(plan, done.text, done.completion_tokens, done.finish_reason or "stop")
+            return _unsteered(plan, self.specialist.complete(prompt, settings, plan.seed))
+        assert isinstance(prompt, list)
         base = self.specialist.complete(prompt, settings, plan.seed, logprobs=self.top_k)
         assert self.ancestor is not None and base.top is not None and base.token_ids is not None
         (anc,) = self.ancestor.score([prompt + base.token_ids], [len(prompt)], self.top_k)
         step = self._fire_step(plan, base, anc)
         if step is None:
-            return Attempt(plan, base.text, base.completion_tokens, base.finish_reason or "stop")
+            return _unsteered(plan, base)
         spec_row, anc_row = _row(base.top, step), _row(anc, step)
         if plan.mode == "local_temp":
             uniform = float(np.random.default_rng([plan.seed, step]).random())
@@ -136,11 +139,8 @@ class ServerSteering:
             token = mixture_argmax(spec_row, anc_row, plan.alpha)
         if token == base.token_ids[step] and plan.mode != "dense":
             # the same token: the sample goes on exactly as the plain one did
-            return Attempt(
-                plan, base.text, base.completion_tokens, base.finish_reason or "stop", step
-            )
-        row = _Row([*base.token_ids[:step], token])
-        return self._finish(prompt, plan, until, row, step)
+            return _unsteered(plan, base, step)
+        return self._finish(prompt, plan, until, [*base.token_ids[:step], token], step)
 
     def _fire_step(self, plan: RowPlan, base: Completion, anc: TopK) -> int | None:
         assert base.top is not None and base.token_ids is not None
@@ -154,53 +154,56 @@ class ServerSteering:
         fired = np.flatnonzero((np.arange(n) >= plan.min_step) & (j > float(plan.threshold or 0)))
         return int(fired[0]) if fired.size else None
 
-    def _ends(self, row: _Row, until: tuple[str, ...]) -> bool:
-        """Whether the row's last token ends it (end of sequence, or a completed stop string)."""
-        if row.tokens[-1] in self.eos_ids_:
+    def _ends(self, tokens: list[int], until: tuple[str, ...]) -> bool:
+        """Whether the last token ends the row (end of sequence, or a completed stop string)."""
+        if tokens[-1] in self.eos_ids_:
             return True
         if not until:
             return False
         tail = max(len(s) for s in until) + 4  # a token decodes to at least one character, mostly
-        return truncate_at_stop(self._text(_Row(row.tokens[-tail:])), until)[1]
+        return truncate_at_stop(self._text(tokens[-tail:]), until)[1]
 
-    def _text(self, row: _Row) -> str:
-        return self.specialist.detokenize([t for t in row.tokens if t not in self.eos_ids_])
+    def _text(self, tokens: list[int]) -> str:
+        return self.specialist.detokenize([t for t in tokens if t not in self.eos_ids_])
 
     def _finish(
-        self, prompt: list[int], plan: RowPlan, until: tuple[str, ...], row: _Row, step: int
+        self, prompt: list[int], plan: RowPlan, until: tuple[str, ...], tokens: list[int], step: int
     ) -> Attempt:
-        if plan.mode == "dense":
-            self._dense(prompt, plan, until, row)
-        row.ended = row.ended or self._ends(row, until)
-        tail, tail_tokens, finish = "", 0, "stop" if row.ended else "length"
-        left = plan.max_new_tokens - len(row.tokens)
-        if not row.ended and left > 0:
+        """The attempt from the steered prefix ``tokens``: dense steps, or one continuation."""
+        ended = (
+            self._dense(prompt, plan, until, tokens)
+            if plan.mode == "dense"
+            else (self._ends(tokens, until))
+        )
+        tail, tail_tokens, finish = "", 0, "stop" if ended else "length"
+        left = plan.max_new_tokens - len(tokens)
+        if not ended and left > 0:
             settings = GenerationSettings(until, left, plan.temperature)
-            rest = self.specialist.complete(prompt + row.tokens, settings, plan.seed)
+            rest = self.specialist.complete(prompt + tokens, settings, plan.seed)
             tail, finish = rest.text, rest.finish_reason or "stop"
             tail_tokens = rest.completion_tokens or 0
-        text, stopped = truncate_at_stop(self._text(row) + tail, until)
+        text, stopped = truncate_at_stop(self._text(tokens) + tail, until)
         return Attempt(
-            plan,
-            text,
-            len(row.tokens) + tail_tokens,
-            "stop" if stopped else finish,
-            step,
-            row.tokens,
+            plan, text, len(tokens) + tail_tokens, "stop" if stopped else finish, step, tokens
         )
 
-    def _dense(self, prompt: list[int], plan: RowPlan, until: tuple[str, ...], row: _Row) -> None:
-        """Every token from the fire step on is the mixture argmax (two requests per token)."""
+    def _dense(
+        self, prompt: list[int], plan: RowPlan, until: tuple[str, ...], tokens: list[int]
+    ) -> bool:
+        """Every token from the fire step on is the mixture argmax (two requests per token);
+        appends them to ``tokens`` and says whether the row ended (else it hit the budget)."""
         assert self.ancestor is not None
         greedy_step = GenerationSettings((), 1, 0.0)
-        while not self._ends(row, until) and len(row.tokens) < plan.max_new_tokens:
+        while not self._ends(tokens, until):
+            if len(tokens) >= plan.max_new_tokens:
+                return False
             steps = [
-                server.complete(prompt + row.tokens, greedy_step, plan.seed, logprobs=self.top_k)
+                server.complete(prompt + tokens, greedy_step, plan.seed, logprobs=self.top_k)
                 for server in (self.specialist, self.ancestor)
             ]
             for step in steps:
                 if step.finish_reason == "stop" and step.token_ids:
                     self.eos_ids_.add(step.token_ids[0])  # a one-token greedy stop: end of sequence
             rows = [_row(step.top, 0) for step in steps if step.top is not None]
-            row.tokens.append(mixture_argmax(rows[0], rows[1], plan.alpha))
-        row.ended = self._ends(row, until)
+            tokens.append(mixture_argmax(rows[0], rows[1], plan.alpha))
+        return True

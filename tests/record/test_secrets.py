@@ -128,11 +128,11 @@ def test_completions_backend_sends_url_credentials_as_basic_auth() -> None:
         url = served.url.replace("http://", "http://us%40er:p%3Aw@")
         backend = FailtraceLocalCompletions(base_url=url, max_retries=0)
         settings = GenerationSettings.from_gen_kwargs({"until": ["\n"]}, 16)
-        assert backend.complete("1+2=", settings, seed=1)[0] == "#### 3"
+        assert backend.server.complete("1+2=", settings, seed=1).text == "#### 3"
         assert served.received[0]["authorization"] == "Basic dXNAZXI6cDp3"  # us@er:p:w
         assert backend.base_url == served.url
     with pytest.raises(InputError) as caught:
-        backend.complete("1+2=", settings, seed=1)  # the server is gone
+        backend.server.complete("1+2=", settings, seed=1)  # the server is gone
     assert served.url in str(caught.value) and "p%3Aw" not in str(caught.value)
 
 

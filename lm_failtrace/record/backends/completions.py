@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,11 +43,7 @@ from lm_failtrace.record.backends.generation import (
 )
 from lm_failtrace.record.backends.journal import Journal, rollout_key
 from lm_failtrace.record.backends.seeds import DEFAULT_BASE_SEED, RepeatSlot, assign_repeats
-from lm_failtrace.record.backends.server import (
-    Completion,
-    CompletionsServer,
-    check_same_tokenizer,
-)
+from lm_failtrace.record.backends.server import Completion, CompletionsServer, check_pair
 from lm_failtrace.record.logits import TEMPERATURE, logit_features
 from lm_failtrace.record.rollout_text import RolloutText
 
@@ -72,6 +70,32 @@ MODEL_ARGS = (
 
 #: Top-K log-probs per token on the server path: vLLM's default ``--max-logprobs``.
 SERVER_TOP_K = 20
+
+#: Model arguments that change where and how fast rollouts are requested, not what they are.
+TRANSPORT_ARGS = frozenset(
+    {
+        "base_url",
+        "ancestor_url",
+        "num_concurrent",
+        "max_retries",
+        "retry_backoff",
+        "timeout",
+        "ancestor_batch",
+        "batch_size",
+        "max_batch_size",
+        "device",
+    }
+)
+
+
+def default_journal(model_args: Mapping[str, Any], folder: Path) -> Path:
+    """Where ``failtrace eval`` journals a run recorded into ``folder`` (its --output_path).
+
+    Named by the arguments that determine the rollouts, not by where they are sampled: a rerun
+    against other replicas, or with another concurrency, resumes.
+    """
+    determining = {k: v for k, v in model_args.items() if k not in TRANSPORT_ARGS}
+    return folder / f".failtrace-journal-{rollout_key(sorted(determining.items()))[:12]}.jsonl"
 
 
 @register_model("failtrace-local-completions")
@@ -171,9 +195,7 @@ class FailtraceLocalCompletions(LM):
         assert self.ancestor is not None
         if self.logit_top_k < 1:
             raise InputError("logit_top_k must be >= 1", column="model_args")
-        self.server.check_white_box(self.logit_top_k)
-        self.ancestor.check_white_box(self.logit_top_k)
-        check_same_tokenizer(self.server, self.ancestor)
+        check_pair(self.server, self.ancestor, self.logit_top_k)
 
     def prompt_ids(self, context: str) -> list[int]:
         """The specialist server's token ids of a prompt, asked once per distinct prompt.
@@ -189,13 +211,6 @@ class FailtraceLocalCompletions(LM):
             with self._prompt_lock:
                 self._prompt_ids[context] = cached
         return cached
-
-    def complete(
-        self, context: str, settings: GenerationSettings, seed: int
-    ) -> tuple[str, int | None, str | None]:
-        """One black-box rollout: text (cut at the first stop), token count, finish reason."""
-        done = self.server.complete(context, settings, seed)
-        return done.text, done.completion_tokens, done.finish_reason
 
     def _sample(
         self, context: str, settings: GenerationSettings, seed: int

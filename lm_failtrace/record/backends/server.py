@@ -62,11 +62,7 @@ FINISH_REASONS = {
 
 
 class ServerRefused(InputError):
-    """A server answered a request with HTTP 4xx (:attr:`status`); the message quotes it."""
-
-    def __init__(self, message: str, status: int, *, column: str | None = None) -> None:
-        self.status = status
-        super().__init__(message, column=column)
+    """A server answered a request with HTTP 4xx; the message quotes it."""
 
 
 @dataclass
@@ -127,6 +123,11 @@ def _token_id(name: str, url: str) -> int:
             "steering need"
         )
     return int(number)
+
+
+def _top_entries(top: Sequence[Any], url: str) -> list[dict[int, float]]:
+    """A ``top_logprobs`` list (``{"token_id:N": log-prob}`` per position) as id dicts."""
+    return [{_token_id(k, url): float(v) for k, v in (step or {}).items()} for step in top]
 
 
 def _replicas(value: str, argument: str) -> list[tuple[str, tuple[str, str] | None]]:
@@ -265,7 +266,6 @@ class CompletionsServer:
             raise ServerRefused(
                 f"completions server {url} refused the request: HTTP {response.status_code}: "
                 f"{response.text[:300]}",
-                response.status_code,
                 column=self.argument,
             )
         try:
@@ -344,10 +344,7 @@ class CompletionsServer:
                 column=self.argument,
             )
         ids = [_token_id(n, self.name) for n in names]
-        entries = [
-            {_token_id(k, self.name): float(v) for k, v in (step or {}).items()} for step in top
-        ]
-        return ids, TopK.from_entries(entries)
+        return ids, TopK.from_entries(_top_entries(top, self.name))
 
     def tokenize(self, text: str, special: bool = False) -> list[int]:
         """The server's token ids of ``text`` via ``/tokenize``.
@@ -424,9 +421,7 @@ class CompletionsServer:
             top = block.get("top_logprobs")
             if not isinstance(top, list) or len(top) < len(seq):
                 raise self._no_scoring()
-            entries = [
-                {_token_id(t, self.name): float(v) for t, v in (e or {}).items()} for e in top
-            ]
+            entries = _top_entries(top, self.name)
         return TopK.from_entries(entries[start : len(seq)])
 
     def _no_scoring(self) -> InputError:
@@ -436,11 +431,14 @@ class CompletionsServer:
             column=self.argument,
         )
 
-    def check_white_box(self, k: int) -> None:
+    def check_white_box(self, k: int) -> list[int]:
         """Probe what logit features and steering need; one clear error for what is missing.
 
         Checks ``/tokenize``, sampled top-K log-probs as token ids (and that the server returns
         ``k`` of them), and finds a way to score a given text (``self.scoring``).
+
+        Returns:
+            the server's tokens of :data:`PROBE_TEXT`, for :func:`check_pair`.
         """
         ids = self.tokenize(PROBE_TEXT)
         probe = GenerationSettings((), 2, 1.0)
@@ -467,14 +465,15 @@ class CompletionsServer:
             except InputError:
                 continue
             if len(scored[0]) == len(ids) - 1:
-                return
+                return ids
         self.scoring = None
         raise self._no_scoring()
 
 
-def check_same_tokenizer(specialist: CompletionsServer, ancestor: CompletionsServer) -> None:
-    """Both servers must tokenise identically (the quantities compare token by token)."""
-    if specialist.tokenize(PROBE_TEXT) != ancestor.tokenize(PROBE_TEXT):
+def check_pair(specialist: CompletionsServer, ancestor: CompletionsServer, k: int) -> None:
+    """Probe both servers (:meth:`~CompletionsServer.check_white_box`), then check that they
+    tokenise alike: the quantities compare token by token."""
+    if specialist.check_white_box(k) != ancestor.check_white_box(k):
         raise InputError(
             f"the ancestor server {ancestor.name} tokenises a probe text differently from the "
             f"specialist server {specialist.name}; logit features and steering need the same "
